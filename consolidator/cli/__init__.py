@@ -1,0 +1,1 @@
+"""The non-interactive command line: thin commands over the core."""

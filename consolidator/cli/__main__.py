@@ -1,0 +1,3 @@
+from consolidator.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Read-only inventory of a legacy PostgreSQL server."""

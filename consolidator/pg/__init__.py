@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: connections, server binaries and local instances."""

@@ -1,0 +1,1 @@
+"""Plans: the reviewable, fingerprinted files under ``plans/`` that drive execution."""

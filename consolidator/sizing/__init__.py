@@ -1,0 +1,1 @@
+"""Evidence-based cluster sizing: pgtune's published rules, then measurement on top."""
