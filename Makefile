@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench postgres clean
+.PHONY: install demo test lint bench postgres clean example-plan
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Regenerate the example plan under plans/ from the demo's legacy server (tests keep it current).
+example-plan: install
+	rm -rf plans/example
+	$(BIN)/consolidator demo --out plans/example

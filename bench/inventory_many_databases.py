@@ -1,6 +1,6 @@
 """Benchmark: inventory of a server hosting 200 small databases (target ≤ 5 s without the window).
 
-Prints the wall-clock time of the catalog pass with bounded parallel connections (default 8) and,
+Prints the wall-clock time of the catalog pass with bounded parallel connections (default 4) and,
 as a baseline measured in the same run, the same inventory with one connection at a time.
 """
 
@@ -30,7 +30,7 @@ INSERT INTO orders (user_id, total) SELECT 1 + g % 200, g FROM generate_series(1
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--databases", type=int, default=200)
-    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=4)
     args = parser.parse_args()
     inst = LocalInstance.create(settings={"max_connections": "100"})
     try:

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        description="Create a local legacy PostgreSQL server with four realistic app databases, "
                                    "inventory it under a live workload, plan one cluster per app and write the "
                                    "dry-run reports. The server is removed afterwards unless --keep.")
-    p.add_argument("--out", default="demo-output", metavar="DIR", help="where the plan and reports go")
+    p.add_argument("--out", default="demo-output", metavar="DIR",
+                   help="plan directory: plan.yaml, manifests/ and reports")
     p.add_argument("--scale-mb", type=int, default=20, metavar="N", help="size of the social network database")
     p.add_argument("--sample-seconds", type=float, default=5.0, metavar="N", help="activity sampling window")
     p.add_argument("--keep", action="store_true", help="keep the legacy server running and print its DSN")

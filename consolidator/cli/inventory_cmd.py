@@ -16,7 +16,8 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
                         "(password from PGPASSWORD or ~/.pgpass, never printed)")  # fmt: skip
     p.add_argument("--sample-seconds", type=float, default=10.0, metavar="N",
                    help="activity sampling window in seconds (default 10)")  # fmt: skip
-    p.add_argument("--jobs", type=int, default=8, metavar="N", help="parallel connections for the catalog pass")
+    p.add_argument("--jobs", type=int, default=4, metavar="N",
+                   help="parallel connections for the catalog pass (default 4)")
     p.add_argument("--exclude", action="append", default=[], metavar="DB", help="leave a database out (repeatable)")
 
 

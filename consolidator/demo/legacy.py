@@ -54,6 +54,9 @@ def create_legacy_databases(
         return value
 
     with connect(dsn, dbname="postgres") as conn:
+        preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        if preload and "pg_stat_statements" in preload[0]:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         _role(conn, "keycloak", pw("keycloak"), md5=True)
         _role(conn, "keycloak_ro", None, login=False)
         _role(conn, "grafana_reader", pw("grafana_reader"))

@@ -33,7 +33,7 @@ LEGACY_SETTINGS = {
 
 @dataclass
 class DemoOptions:
-    out: Path = Path("demo-output")
+    out: Path = Path("demo-output")  # plan.yaml, manifests/, report.md, report.html
     scale_mb: int = 20
     sample_seconds: float = 5.0
     keep: bool = False
@@ -58,13 +58,14 @@ def run_demo(opts: DemoOptions, sink: EventSink | None = None) -> DemoResult:
         emit(sink, "log", "created keycloak, mastodon_production, nextcloud and \"Team Wiki\"")
         apps = {name: legacy.conninfo(dbname=name, user=owner) for name, owner in
                 (("mastodon_production", "mastodon"), ("keycloak", "grafana_reader"), ("nextcloud", "nextcloud"))}
-        workload = Workload(apps)
+        # A PHP app keeps a pile of idle connections open: the sizing should propose a pooler for it.
+        workload = Workload(apps, idle_connections={"nextcloud": 24})
         workload.start()
         try:
             inv = run_inventory(legacy.conninfo(), InventoryOptions(sample_seconds=opts.sample_seconds), sink=sink)
         finally:
             workload.stop()
-        plan_dir = opts.out / "plan"
+        plan_dir = opts.out
         plan_opts = PlanOptions(provider="local", local_root=str(opts.out / "targets"), strategies=DEMO_STRATEGIES,
                                 target_version=inv.server.major)  # fmt: skip
         plan = build_plan(inv, legacy.conninfo(), plan_opts, load_previous(plan_dir))

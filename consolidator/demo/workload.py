@@ -13,15 +13,21 @@ from consolidator.pg.connect import connect
 class Workload:
     """Writers and readers in threads, paced to ``tps`` transactions per second each, until stopped."""
 
-    def __init__(self, conninfos: dict[str, str], tps: float = 20.0) -> None:
+    def __init__(self, conninfos: dict[str, str], tps: float = 20.0,
+                 idle_connections: dict[str, int] | None = None) -> None:  # fmt: skip
         self.conninfos = conninfos
         self.tps = tps
+        self.idle_connections = idle_connections or {}
+        self._idle: list[psycopg.Connection[object]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.committed = 0
         self.errors: list[str] = []
 
     def start(self) -> None:
+        for name, count in self.idle_connections.items():
+            for _ in range(count):
+                self._idle.append(connect(self.conninfos[name], application_name=f"demo-{name}-idle"))
         for name, conninfo in self.conninfos.items():
             thread = threading.Thread(target=self._run, args=(name, conninfo), daemon=True, name=f"workload-{name}")
             thread.start()
@@ -31,6 +37,9 @@ class Workload:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
 
     def _run(self, name: str, conninfo: str) -> None:
         statements = {

@@ -73,15 +73,18 @@ def collect_catalog(conn: psycopg.Connection[Any], dbname: str) -> CatalogResult
     res.superuser_owned = [f"{kind} {name}" for kind, name in conn.execute(sql.SUPERUSER_OWNED)]
     res.role_needs = {name: list(why) for name, why in conn.execute(sql.ROLE_NEEDS)}
     _cross_refs(conn, res)
-    for category, count, digest in conn.execute(sql.DIGEST):
-        res.catalog_counts[category] = int(count)
-        res.catalog_digest[category] = str(digest)[:16]
-    for category in sql.DIGEST_CATEGORIES:
-        res.catalog_counts.setdefault(category, 0)
-        res.catalog_digest.setdefault(category, "-")
+    res.catalog_digest, res.catalog_counts = read_digest(conn)
     ws = conn.execute(sql.WORKING_SET).fetchone()
     res.working_set_bytes = int(ws[0]) if ws and ws[1] else None
     return res
+
+
+def read_digest(conn: psycopg.Connection[Any]) -> tuple[dict[str, str], dict[str, int]]:
+    """Per-category DDL digest and object counts, in a fixed category order (stable plan diffs)."""
+    rows = {category: (int(count), str(digest)[:16]) for category, count, digest in conn.execute(sql.DIGEST)}
+    digest = {c: rows.get(c, (0, "-"))[1] for c in sql.DIGEST_CATEGORIES}
+    counts = {c: rows.get(c, (0, "-"))[0] for c in sql.DIGEST_CATEGORIES}
+    return digest, counts
 
 
 def _relations(conn: psycopg.Connection[Any], res: CatalogResult) -> None:

@@ -6,6 +6,7 @@ from consolidator.inventory.cnpg_images import shipped
 from consolidator.inventory.findings import finding
 from consolidator.inventory.model import DatabaseInfo, Finding, Inventory, RoleInfo, ServerInfo
 from consolidator.names import cluster_name_problem, sanitize_cluster_name
+from consolidator.report.format import human_bytes
 
 MIN_SAMPLE_SECONDS = 60.0
 SUPPORTED_TARGET_MAJORS = range(14, 19)
@@ -63,7 +64,8 @@ def check_database(db: DatabaseInfo, roles: dict[str, RoleInfo], server: ServerI
     for t in db.tables:
         obj = f"{name}.{t.qualified}"
         if t.kind == "r" and not t.replicable and t.persistence != "u":
-            add("CN101", obj, f"table {t.qualified} ({t.total_bytes} bytes) has no primary key or replica identity")
+            size = human_bytes(t.total_bytes)
+            add("CN101", obj, f"table {t.qualified} ({size}) has no primary key or replica identity")
         if t.persistence == "u":
             add("CN102", obj, f"unlogged table {t.qualified} is not carried by logical replication")
     for ft in db.foreign_tables:
@@ -79,7 +81,8 @@ def check_database(db: DatabaseInfo, roles: dict[str, RoleInfo], server: ServerI
     for seq in unreadable:
         add("CN302", f"{name}.{seq.schema}.{seq.name}", f"sequence {seq.schema}.{seq.name} is not readable")
     if db.large_objects_count:
-        add("CN401", f"database {name}", f"{db.large_objects_count} large objects ({db.large_objects_bytes} bytes)")
+        size = human_bytes(db.large_objects_bytes)
+        add("CN401", f"database {name}", f"{db.large_objects_count} large objects ({size})")
     if db.superuser_owned:
         shown = ", ".join(db.superuser_owned[:5]) + (" …" if len(db.superuser_owned) > 5 else "")
         add("CN701", f"database {name}", f"{len(db.superuser_owned)} objects owned by a superuser: {shown}")

@@ -36,7 +36,7 @@ from consolidator.pg.connect import connect, parse_dsn, redact
 @dataclass
 class InventoryOptions:
     sample_seconds: float = 10.0
-    jobs: int = 8  # parallel catalog connections; bounded so a big server is not swamped
+    jobs: int = 4  # parallel catalog connections: bounded so a busy legacy server is not swamped
     exclude: list[str] = field(default_factory=list)
 
 

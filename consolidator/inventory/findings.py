@@ -72,6 +72,8 @@ CATALOG: dict[str, Check] = {
               "the target keeps the encoding; verify clients, or convert with dump/restore into UTF8"),
         Check("CN905", "info", "source major not supported by CloudNativePG",
               "the target runs a supported major; dump or logical migrate across majors"),
+        Check("CN906", "warning", "no server binaries for the target major on this machine",
+              "install them (apt-get install postgresql-N, or pip install pgserver for 16) before execute"),
     )
 }  # fmt: skip
 

@@ -31,6 +31,15 @@ class Binaries:
     def tool(self, name: str) -> str:
         return str(self.bindir / name)
 
+    def extensions(self) -> set[str]:
+        """Extensions these binaries can CREATE (their ``.control`` files)."""
+        try:
+            out = subprocess.run([self.tool("pg_config"), "--sharedir"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return set()
+        sharedir = Path(out.stdout.strip()) if out.returncode == 0 else self.bindir.parent / "share"
+        return {p.stem for p in (sharedir / "extension").glob("*.control")}
+
 
 def _probe(bindir: Path, bundled: bool) -> Binaries | None:
     postgres = bindir / "postgres"

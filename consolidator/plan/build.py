@@ -10,10 +10,11 @@ from typing import Any
 
 from consolidator import __version__
 from consolidator.apps import AppGroup, group_apps
-from consolidator.errors import ConfigError
-from consolidator.inventory.findings import sort_findings
-from consolidator.inventory.model import DatabaseInfo, Inventory, RoleInfo
+from consolidator.errors import ConfigError, PreconditionError
+from consolidator.inventory.findings import finding, sort_findings
+from consolidator.inventory.model import DatabaseInfo, Finding, Inventory, RoleInfo
 from consolidator.names import sanitize_cluster_name
+from consolidator.pg import binaries
 from consolidator.pg.connect import parse_dsn, without_password
 from consolidator.plan import fingerprint
 from consolidator.plan.model import (
@@ -33,6 +34,26 @@ from consolidator.plan.strategy import choose_strategy, size_facts
 from consolidator.sizing.model import SizingOptions, derive_sizing
 
 CNPG_MAJORS = range(14, 19)
+TARGET_APP_OWNER = "app"  # CloudNativePG's application role, used when the source owner is a superuser
+
+
+def target_owner(db: DatabaseInfo, roles: dict[str, RoleInfo]) -> tuple[str, Finding | None]:
+    """The database owner on the target: the source owner, unless that is a superuser.
+
+    A superuser cannot own an app database on CloudNativePG (managed roles never get SUPERUSER and
+    ``postgres`` is reserved), so CloudNativePG's ``app`` role owns it; the superuser's objects stay
+    with the target's superuser.
+    """
+    info = roles.get(db.owner)
+    if info is None or not info.superuser:
+        return db.owner, None
+    note = finding(
+        "CN701", f"database {db.name}",
+        f"database {db.name} is owned by superuser {db.owner}; on the target role {TARGET_APP_OWNER!r} owns it",
+        database=db.name,
+        fix=f"nothing to do, or --map/overrides later; grant {TARGET_APP_OWNER!r} what the app needs",
+    )  # fmt: skip
+    return TARGET_APP_OWNER, note
 
 
 @dataclass
@@ -186,6 +207,31 @@ def _target(opts: PlanOptions, inv: Inventory, previous: Plan | None) -> Target:
     )  # fmt: skip
 
 
+def target_findings(inv: Inventory, target: Target, apps: list[App]) -> list[Finding]:
+    """What the chosen target implies: version gap, local binaries and extensions available there."""
+    out: list[Finding] = []
+    if target.version != inv.server.major:
+        out.append(finding("CN902", "target", f"source PostgreSQL {inv.server.major}, target {target.version}: "
+                                              "physical streaming is not possible"))  # fmt: skip
+    if target.provider != "local":
+        return out
+    try:
+        found = binaries.find(target.version)
+    except PreconditionError:
+        out.append(finding("CN906", "target", f"no PostgreSQL {target.version} server binaries found here",
+                           fix=f"apt-get install postgresql-{target.version} (or pip install pgserver for 16)"))
+        return out
+    available = found.extensions()
+    for app in apps:
+        for ext in app.extensions:
+            if available and ext not in available:
+                app.findings.append(finding(
+                    "CN202", f"{app.name} extension {ext}",
+                    f"extension {ext} is not installed for PostgreSQL {target.version} at {found.bindir}",
+                ))  # fmt: skip
+    return out
+
+
 def build_plan(inv: Inventory, dsn: str, opts: PlanOptions, previous: Plan | None = None) -> Plan:
     """A complete plan; ``previous`` keeps user edits (overrides, hooks) of apps with the same name."""
     target = _target(opts, inv, previous)
@@ -211,12 +257,14 @@ def build_plan(inv: Inventory, dsn: str, opts: PlanOptions, previous: Plan | Non
         )  # fmt: skip
         steps = build_steps(group.name, strategy.name, size_facts(group.databases), whole_instance)
         findings = [f for db in group.databases for f in db.findings]
+        owners = {db.name: target_owner(db, roles) for db in group.databases}
+        findings += [note for _, note in owners.values() if note is not None]
         apps.append(App(
             name=group.name,
             cluster_name=group.cluster_name,
             namespace=overrides.get("namespace") or target.namespace,
             databases=[
-                AppDatabase(source=db.name, target=db.name, owner=db.owner, size_bytes=db.size_bytes,
+                AppDatabase(source=db.name, target=db.name, owner=owners[db.name][0], size_bytes=db.size_bytes,
                             encoding=db.encoding, collate=db.collate, ctype=db.ctype,
                             locale_provider=db.locale_provider, icu_locale=db.icu_locale)
                 for db in group.databases
@@ -249,5 +297,6 @@ def build_plan(inv: Inventory, dsn: str, opts: PlanOptions, previous: Plan | Non
         ),  # fmt: skip
         target=target,
         apps=apps,
-        findings=sort_findings([f for f in inv.findings if f.database is None]),
+        findings=sort_findings([f for f in inv.findings if f.database is None]
+                               + target_findings(inv, target, apps)),
     )

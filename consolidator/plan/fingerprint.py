@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from consolidator.errors import PreconditionError
-from consolidator.inventory import sql
-from consolidator.inventory.catalog import prepare_session
+from consolidator.inventory.catalog import prepare_session, read_digest
 from consolidator.inventory.model import Inventory
 from consolidator.pg.connect import connect, parse_dsn
 from consolidator.plan.model import DatabaseFingerprint, Fingerprint, Plan
@@ -39,14 +38,7 @@ def _digest(dsn: str, dbname: str) -> tuple[str, DatabaseFingerprint | None]:
     try:
         with connect(dsn, dbname=dbname) as conn:
             prepare_session(conn)
-            digest: dict[str, str] = {}
-            counts: dict[str, int] = {}
-            for category, count, value in conn.execute(sql.DIGEST):
-                digest[category] = str(value)[:16]
-                counts[category] = int(count)
-            for category in sql.DIGEST_CATEGORIES:
-                digest.setdefault(category, "-")
-                counts.setdefault(category, 0)
+            digest, counts = read_digest(conn)
             row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
             return dbname, DatabaseFingerprint(size_bytes=int(row[0]) if row else 0, digest=digest, counts=counts)
     except PreconditionError:

@@ -48,7 +48,9 @@ def plan_path(directory: Path) -> Path:
 def save_plan(plan: Plan, directory: Path) -> Path:
     """Write the plan atomically; a reader never sees a half-written plan."""
     path = plan_path(directory)
-    write_atomic(path, HEADER + dump_yaml(to_data(plan)))
+    data = to_data(plan)
+    ordered = {"format_version": data.pop("format_version"), **data}  # the version first, for readers
+    write_atomic(path, HEADER + dump_yaml(ordered))
     return path
 
 

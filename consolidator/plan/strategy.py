@@ -139,8 +139,9 @@ def _explain(
         opts = logical_options(dbs, policy)
         options.update(opts)
         options["replica_identity_full"] = False
+        over = f"over the {budget} budget" if offline > policy.downtime_budget_seconds else f"budget {budget}"
         why = (
-            f"{size}, {activity}: an offline copy would take ~{est} (over the {budget} budget); "
+            f"{size}, {activity}: an offline copy would take ~{est} ({over}); "
             "logical replication copies online and cuts over in seconds"
         )
         if server.settings.get("wal_level") != "logical":
