@@ -10,8 +10,11 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+import yaml
+
 from consolidator.pg.connect import connect
 from consolidator.pg.instance import free_port
+from tests.cnpg_schema import validate_object
 from tests.harness import Server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,9 +71,23 @@ def test_inventory_json_shape(legacy: Server) -> None:
 def test_plan_show_report(legacy: Server, tmp_path: Path) -> None:
     out = tmp_path / "plan"
     result = cli("plan", "--source", legacy.dsn, "--out", str(out), "--sample-seconds", "1",
-                 "--strategy", "mastodon_production=logical", "--target", "cnpg", "--namespace", "apps")
+                 "--strategy", "mastodon_production=logical", "--target", "cnpg", "--namespace", "apps",
+                 "--backup-s3", "s3://pg-backups/legacy", "--backup-endpoint", "https://rgw.example:7480",
+                 "--pod-monitor", "--network-policy", "--app-namespace", "web", "--priority-class", "databases",
+                 "--storage-class", "fast-ssd")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (out / "plan.yaml").exists() and (out / "manifests" / "kustomization.yaml").exists()
+    kinds = set()
+    for path in (out / "manifests").rglob("*.yaml"):
+        obj = yaml.safe_load(path.read_text())
+        validate_object(obj)
+        kinds.add(obj["kind"])
+    assert {"Cluster", "Secret", "ObjectStore", "ScheduledBackup", "PodMonitor", "NetworkPolicy",
+            "PriorityClass", "Kustomization"} <= kinds
+    cluster = yaml.safe_load((out / "manifests" / "keycloak" / "cluster-keycloak.yaml").read_text())
+    assert cluster["metadata"]["namespace"] == "apps"
+    assert cluster["spec"]["storage"]["storageClass"] == "fast-ssd"
+    assert cluster["spec"]["plugins"][0]["parameters"]["serverName"].startswith("keycloak-")
     assert "mastodon-production" in result.stdout
     show = cli("show", str(out))
     assert show.returncode == 0 and "team-wiki" in show.stdout
@@ -101,3 +118,47 @@ def test_stale_plan_is_refused_with_what_changed(scratch: Server, tmp_path: Path
     result = cli("report", str(out))
     assert_one_line_error(result, 4, "stale", "'shop'", "relations changed (1 → 2)")
     assert cli("report", str(out), "--offline").returncode == 0
+
+
+def test_hand_broken_plan_and_impossible_override(legacy: Server, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    assert cli("plan", "--source", legacy.dsn, "--out", str(out), "--sample-seconds", "0").returncode == 0
+    original = (out / "plan.yaml").read_text()
+    data = yaml.safe_load(original)
+    data["apps"][2]["sizing"]["memory"]["value"] = "12 potatoes"
+    (out / "plan.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    assert_one_line_error(cli("show", str(out)), 3, 'apps[2].sizing.memory: "12 potatoes" is not a quantity')
+    data = yaml.safe_load(original)
+    data["apps"][0]["overrides"] = {"memory": "256Mi", "parameters": {"shared_buffers": "2GB"}}
+    (out / "plan.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    result = cli("report", str(out), "--offline")
+    assert_one_line_error(result, 3, "apps[0].overrides.parameters.shared_buffers")
+    assert not (out / "report.md").exists()
+    before = sorted(p.name for p in out.iterdir())
+    replan = cli("plan", "--source", legacy.dsn, "--out", str(out), "--sample-seconds", "0")
+    assert replan.returncode == 3  # the broken override is kept and refused again: nothing rewritten
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_role_without_privileges_exit_4(scratch: Server) -> None:
+    with connect(scratch.dsn) as conn:
+        conn.execute("CREATE ROLE plain LOGIN PASSWORD 'p-secret'")
+    scratch.add_password("plain", "p-secret")
+    result = cli("inventory", "--source", scratch.conninfo(user="plain"), "--sample-seconds", "0")
+    assert_one_line_error(result, 4, "GRANT pg_monitor TO plain")
+
+
+def test_password_from_environment_is_never_printed(scratch: Server, tmp_path: Path) -> None:
+    with connect(scratch.dsn) as conn:
+        conn.execute("CREATE ROLE auditor LOGIN PASSWORD 'env-only-s3cret' IN ROLE pg_monitor")
+        conn.execute("CREATE DATABASE inventory_app")
+    params = conninfo_to_dict(scratch.dsn)
+    params.pop("passfile")
+    dsn = make_conninfo(**{**params, "user": "auditor"})
+    out = tmp_path / "plan"
+    result = cli("plan", "--source", dsn, "--out", str(out), "--sample-seconds", "0",
+                 env={"PGPASSWORD": "env-only-s3cret", "PGPASSFILE": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr
+    written = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+    assert "env-only-s3cret" not in result.stdout + result.stderr + written
+    assert "credentials: env:PGPASSWORD" in (out / "plan.yaml").read_text()

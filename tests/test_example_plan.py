@@ -12,6 +12,7 @@ from consolidator.manifests.render import layout, to_yaml
 from consolidator.plan.build import PlanOptions, build_plan
 from consolidator.plan.store import load_plan
 from consolidator.report.render import render_report
+from tests.cnpg_schema import validate_object
 from tests.harness import Server
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "plans" / "example"
@@ -32,6 +33,11 @@ def test_example_manifests_are_current() -> None:
                        == obj["metadata"]["name"] and yaml.safe_load(p.read_text())["kind"] == obj["kind"]]
             assert len(matches) == 1, f"{obj['kind']} {obj['metadata']['name']} missing; {REGENERATE}"
             assert matches[0].read_text() == to_yaml(obj), f"{matches[0]} is out of date; {REGENERATE}"
+
+
+def test_example_manifests_validate() -> None:
+    for path in (EXAMPLE / "manifests").rglob("*.yaml"):
+        validate_object(yaml.safe_load(path.read_text()))
 
 
 def test_example_report_is_current() -> None:

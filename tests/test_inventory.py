@@ -154,3 +154,22 @@ def test_database_dropped_during_inventory(scratch: Server) -> None:
     with pytest.raises(PreconditionError, match="'ephemeral' was dropped") as err:
         _collect_catalogs(scratch.dsn, [DatabaseInfo(name="ephemeral")], jobs=2, sink=None)
     assert "--exclude" in (err.value.hint or "")
+
+
+def test_postgresql_16_source() -> None:
+    """Version-specific catalog SQL works on another major (the pgserver wheel's 16)."""
+    from consolidator.pg.binaries import available
+    from tests.harness import running_server
+
+    if 16 not in available():
+        pytest.skip("no PostgreSQL 16 binaries")
+    with running_server(16) as server:
+        with connect(server.dsn) as conn:
+            conn.execute("CREATE DATABASE \"Ünïcode 'db'\"")
+        with connect(server.dsn, dbname="Ünïcode 'db'") as conn:
+            conn.execute('CREATE TABLE "Mixed Case" (id int PRIMARY KEY, "quoted ""name""" text)')
+        inv = run_inventory(server.dsn, InventoryOptions(sample_seconds=0))
+        assert inv.server.major == 16
+        db = inv.database("Ünïcode 'db'")
+        assert [t.name for t in db.tables] == ["Mixed Case"] and db.tables[0].has_primary_key
+        assert any(f.code == "CN901" for f in db.findings)

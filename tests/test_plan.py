@@ -62,6 +62,13 @@ def test_strategy_auto_and_explicit(inventory: Inventory, legacy: Server) -> Non
         assert all(s.estimated_seconds >= 0 for s in app.steps)
 
 
+def test_cross_major_plan(inventory: Inventory, legacy: Server) -> None:
+    plan = build_plan(inventory, legacy.dsn, PlanOptions(target_version=16))
+    assert plan.target.version == 16
+    assert any(f.code == "CN902" for f in plan.findings)
+    assert all(a.strategy.name != "physical" for a in plan.apps)
+
+
 def test_impossible_strategy_refused(inventory: Inventory, legacy: Server) -> None:
     with pytest.raises(ConfigError, match="same major"):
         build_plan(inventory, legacy.dsn, PlanOptions(target_version=16, strategies={"keycloak": "physical"}))
