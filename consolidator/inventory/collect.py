@@ -18,7 +18,7 @@ from consolidator import __version__
 from consolidator.errors import ConsolidatorError, PreconditionError
 from consolidator.events import EventSink, emit
 from consolidator.inventory import activity as act
-from consolidator.inventory.catalog import apply_catalog, collect_catalog, prepare_session
+from consolidator.inventory.catalog import collect_catalog, prepare_session
 from consolidator.inventory.checks import check_inventory
 from consolidator.inventory.findings import sort_findings
 from consolidator.inventory.model import DatabaseInfo, Inventory, RoleInfo
@@ -102,7 +102,7 @@ def _collect_catalogs(
     def one(db: DatabaseInfo) -> tuple[DatabaseInfo, Any]:
         try:
             with connect(dsn, dbname=db.name) as conn:
-                return db, collect_catalog(conn, db.name)
+                return db, collect_catalog(conn, db)
         except PreconditionError as exc:
             if "does not exist" in exc.message:
                 raise DatabaseVanished(db.name) from None
@@ -128,8 +128,7 @@ def _collect_catalogs(
             if isinstance(res, str):
                 db.limitations.append(redact(res))
             else:
-                apply_catalog(db, res)
-                needs[db.name] = res.role_needs
+                needs[db.name] = res
             done += 1
             emit(sink, "step_progress", f"inventoried {db.name}", step_id="inventory/catalog",
                  done=done, total=len(databases), elapsed_seconds=time.monotonic() - started)  # fmt: skip

@@ -27,11 +27,8 @@ Choices (see also the module docstrings of ``admission``):
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
-import tempfile
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +38,7 @@ from urllib.parse import parse_qsl, unquote
 import yaml
 
 from consolidator.errors import ConfigError
+from consolidator.fsutil import write_atomic
 from consolidator.manifests.admission import (
     BARMAN_API,
     BARMAN_PLUGIN,
@@ -870,22 +868,6 @@ def to_yaml(obj: dict[str, Any]) -> str:
     )
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Readers (git, a running controller) never see half a file: write a sibling, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _prune_files(directory: Path, keep: set[str]) -> None:
     for path in directory.iterdir():
         if path.is_file() and path.suffix in (".yaml", ".yml", ".tmp") and path.name not in keep:
@@ -912,13 +894,13 @@ def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
         target.mkdir(exist_ok=True)
         for obj in objects:
             path = target / file_name(obj)
-            _atomic_write(path, to_yaml(obj))
+            write_atomic(path, to_yaml(obj))
             written.append(path)
-        _atomic_write(target / KUSTOMIZATION, to_yaml(kustomization_for(objects)))
+        write_atomic(target / KUSTOMIZATION, to_yaml(kustomization_for(objects)))
         written.append(target / KUSTOMIZATION)
         _prune_files(target, {file_name(o) for o in objects} | {KUSTOMIZATION})
     top = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": list(tree)}
-    _atomic_write(root / KUSTOMIZATION, to_yaml(top))
+    write_atomic(root / KUSTOMIZATION, to_yaml(top))
     written.append(root / KUSTOMIZATION)
     _prune_dirs(root, set(tree))
     return written
