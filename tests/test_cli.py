@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 import yaml
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consolidator.pg.connect import connect
 from consolidator.pg.instance import free_port

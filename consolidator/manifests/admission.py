@@ -8,17 +8,13 @@ password values in Secrets, no password in ``externalClusters``).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-try:  # written by another engineer; fall back to the tiny parsers below when it is absent
-    from consolidator.sizing import quantity as _quantity
-except ImportError:  # pragma: no cover - depends on the checkout
-    _quantity = None  # type: ignore[assignment]
+from consolidator.cnpg_facts import CNPG_DEDICATED_FIELDS, is_fixed_parameter, is_reserved_role
+from consolidator.sizing.quantity import parse_cpu, parse_memory, parse_pg_memory
 
 CNPG_API = "postgresql.cnpg.io/v1"
 BARMAN_API = "barmancloud.cnpg.io/v1"
@@ -26,55 +22,12 @@ BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 SUPPORTED_MAJORS = range(14, 19)  # CNPG 1.30: PostgreSQL 14-18
 CLUSTER_NAME_MAX = 50
 
-# cnpg.md §3.5: the webhook rejects these in postgresql.parameters (unless equal to the generated
-# value, which the tool never needs to restate).
-FIXED_PARAMETERS = frozenset(
-    {
-        # restart class
-        "allow_system_table_mods", "archive_mode", "bonjour", "bonjour_name", "cluster_name",
-        "config_file", "data_directory", "data_sync_retry", "event_source", "external_pid_file",
-        "hba_file", "hot_standby", "ident_file", "jit_provider", "listen_addresses",
-        "logging_collector", "port", "primary_conninfo", "primary_slot_name", "restore_command",
-        "shared_preload_libraries", "temp_tablespaces", "unix_socket_directories",
-        "unix_socket_group", "unix_socket_permissions",
-        # reload class
-        "archive_cleanup_command", "archive_command", "log_destination", "log_directory",
-        "log_file_mode", "log_filename", "log_rotation_age", "log_rotation_size",
-        "log_truncate_on_rotation", "pg_failover_slots.primary_dsn",
-        "pg_failover_slots.standby_slot_names", "promote_trigger_file", "recovery_end_command",
-        "recovery_min_apply_delay", "restart_after_crash", "ssl", "ssl_ca_file", "ssl_cert_file",
-        "ssl_crl_file", "ssl_dh_params_file", "ssl_key_file", "ssl_prefer_server_ciphers",
-        "stats_temp_directory", "synchronous_standby_names", "synchronized_standby_slots",
-    }
-)  # fmt: skip
-FIXED_PARAMETER_PREFIXES = ("recovery_target", "ssl_passphrase_command", "syslog_")
-# Where to put what a fixed parameter was trying to say.
-FIXED_PARAMETER_FIELDS = {
-    "shared_preload_libraries": "spec.postgresql.shared_preload_libraries",
-    "synchronous_standby_names": "spec.postgresql.synchronous",
-    "temp_tablespaces": "spec.tablespaces[].temporary",
-    "recovery_min_apply_delay": "spec.replica.minApplyDelay",
-}
-RESERVED_ROLES = frozenset({"postgres", "streaming_replica"})
-RESERVED_ROLE_PREFIXES = ("pg_", "cnpg_")
-
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
 _CLUSTER_SCOPED = frozenset({"PriorityClass", "ClusterImageCatalog", "Namespace"})
-
-
-def is_fixed_parameter(name: str) -> bool:
-    """True for a GUC CNPG owns (§3.5); such a name must never appear in ``parameters``."""
-    low = name.strip().lower()
-    return low in FIXED_PARAMETERS or low.startswith(FIXED_PARAMETER_PREFIXES)
-
-
-def is_reserved_role(name: str) -> bool:
-    """Roles CNPG creates itself or PostgreSQL predefines; declaring them fights the operator."""
-    return name in RESERVED_ROLES or name.startswith(RESERVED_ROLE_PREFIXES)
 
 
 def is_dns1035_label(name: str, max_len: int = 63) -> bool:
@@ -88,60 +41,21 @@ def is_dns1123_subdomain(name: str) -> bool:
 # --------------------------------------------------------------------------- quantities
 
 
-_K8S_SUFFIX = {
-    "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
-    "m": Decimal("0.001"), "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-    "E": 10**18,
-}  # fmt: skip
-_K8S_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|[mkMGTPE]?)$")
-_PG_UNITS = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
-_PG_MEMORY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))\s*([A-Za-z]*)$")
-
-
-def _quantity_value(q: Any) -> Decimal:
-    """Kubernetes quantity → decimal base units (fallback when sizing.quantity is missing)."""
-    if isinstance(q, bool) or not isinstance(q, str | int | float):
-        raise ValueError(f'"{q}" is not a quantity')
-    match = _K8S_QUANTITY.match(str(q).strip())
-    if not match:
-        raise ValueError(f'"{q}" is not a quantity')
-    number, suffix = Decimal(match[1]), match[2]
-    if suffix[:1] in ("e", "E") and len(suffix) > 1:
-        return number * Decimal(10) ** int(suffix[1:])
-    return number * Decimal(_K8S_SUFFIX[suffix])
-
-
 def memory_bytes(q: Any) -> int:
     """Kubernetes memory quantity → bytes."""
-    if _quantity is not None and hasattr(_quantity, "parse_memory"):
-        return int(_quantity.parse_memory(q))
-    return math.ceil(_quantity_value(q))
+    return parse_memory(q)
 
 
 def cpu_cores(q: Any) -> float:
     """Kubernetes CPU quantity → cores."""
-    if _quantity is not None and hasattr(_quantity, "parse_cpu"):
-        return float(_quantity.parse_cpu(q))
-    return float(_quantity_value(q))
+    return parse_cpu(q)
 
 
 def pg_memory_bytes(value: Any, *, unit_bytes: int = 8192) -> int:
     """PostgreSQL memory setting → bytes; bare numbers count in ``unit_bytes`` (8kB pages)."""
-    text = str(value).strip()
-    match = _PG_MEMORY.match(text)
-    if isinstance(value, bool) or not match:
+    if isinstance(value, bool):
         raise ValueError(f'"{value}" is not a PostgreSQL memory setting')
-    try:
-        number = Decimal(match[1])
-    except InvalidOperation as exc:  # pragma: no cover - the regex only lets numbers through
-        raise ValueError(f'"{value}" is not a PostgreSQL memory setting') from exc
-    unit = match[2]
-    if unit and unit not in _PG_UNITS:
-        raise ValueError(f'"{value}": PostgreSQL memory units are case-sensitive (B, kB, MB, GB, TB)')
-    return math.floor(number * (_PG_UNITS[unit] if unit else unit_bytes))
-
-
-# --------------------------------------------------------------------------- helpers
+    return parse_pg_memory(str(value).strip(), unit=f"{unit_bytes // 1024}kB")
 
 
 def _ref(obj: dict[str, Any]) -> str:
@@ -256,7 +170,7 @@ def _check_parameters(obj: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for key, value in params.items():
         if is_fixed_parameter(key):
-            field = FIXED_PARAMETER_FIELDS.get(key.lower())
+            field = CNPG_DEDICATED_FIELDS.get(key.lower())
             fix = f"use {field}" if field else "remove it: CNPG sets it itself"
             out.append(_msg(obj, f"postgresql.parameters.{key} is a fixed parameter", fix))
         if not isinstance(value, str):

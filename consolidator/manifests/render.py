@@ -43,7 +43,7 @@ from consolidator.manifests.admission import (
     BARMAN_API,
     BARMAN_PLUGIN,
     CNPG_API,
-    FIXED_PARAMETER_FIELDS,
+    CNPG_DEDICATED_FIELDS,
     check_objects,
     is_fixed_parameter,
     is_reserved_role,
@@ -436,7 +436,7 @@ def _postgresql(ctx: _Ctx) -> dict[str, Any]:
         if key.lower() == "shared_preload_libraries":  # fixed GUC with a dedicated field
             preload += [lib.strip() for lib in str(value).split(",") if lib.strip()]
         elif is_fixed_parameter(key):
-            field_name = FIXED_PARAMETER_FIELDS.get(key.lower(), "nothing: CNPG sets it")
+            field_name = CNPG_DEDICATED_FIELDS.get(key.lower(), "nothing: CNPG sets it")
             raise ConfigError(
                 f"app {ctx.app.name}: parameter {key} is fixed by CloudNativePG",
                 hint=f"remove it from the plan; use {field_name}",

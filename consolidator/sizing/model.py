@@ -19,495 +19,81 @@ numbers plugged in, so a reviewer can redo the arithmetic. Choices the note leav
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from consolidator.errors import ConfigError, PlanValidationError
+from consolidator.cnpg_facts import is_fixed_parameter
+from consolidator.errors import PlanValidationError
 from consolidator.plan.model import PoolerSizing, Sizing, SizingEvidence, Value
+from consolidator.sizing.overrides import SizingOverrides, validate_overrides
+from consolidator.sizing.policy import (
+    AUTOVACUUM_WORK_MEM_FROM,
+    AUTOVACUUM_WORK_MEM_KB,
+    AUTOVACUUM_WORKERS,
+    BASE_OVERHEAD,
+    BLOAT_FACTOR,
+    CACHE_FACTOR,
+    CHECK_FRACTION,
+    COMPLETION_TARGET,
+    CONNECTION_FLOOR,
+    CPU_LADDER,
+    CPU_LADDER_STEP_ABOVE,
+    DEV_FLOOR_MEMORY,
+    FILL_TARGET,
+    GROWTH_WINDOW_S,
+    HASH_FACTOR,
+    IDLE_COMMITS_PER_S,
+    IDLE_PEAK_CONNECTIONS,
+    MAINTENANCE_CAP_KB,
+    MAX_CLIENT_CONN_MIN,
+    MAX_MAX_WAL,
+    MEMORY_RUNGS,
+    MEMORY_STEP_ABOVE,
+    MIN_CACHE,
+    MIN_MAX_WAL,
+    MIN_MIN_WAL,
+    MIN_SLOT_KEEP,
+    MIN_VOLUME,
+    PEAK_FACTOR,
+    PER_ACTIVE,
+    PER_CONNECTION,
+    POOL_SIZE_MIN,
+    POOLER_AGE_CHURN,
+    POOLER_AGE_S,
+    POOLER_CHURN,
+    POOLER_IDLE_FRACTION,
+    POOLER_IDLE_MIN_PEAK,
+    POOLER_PEAK_FLOOR,
+    POOLER_PEAK_PER_CORE,
+    RESERVED_CONNECTIONS,
+    STORAGE_KINDS,
+    TEMP_BURST_S,
+    TEMP_FLOOR,
+    WAL_HOUR_S,
+    WAL_KEEP_SIZE,
+    WAL_STEP,
+    WAL_WINDOW_S,
+    WORK_MEM_DEFAULT_KB,
+    WORK_MEM_MAX_KB,
+    WORK_MEM_MIN_KB,
+    SizingOptions,
+    bytes_to_kb,
+    check_options,
+    show_duration,
+    show_mi,
+    show_num,
+    show_pg,
+    show_rate,
+)
 from consolidator.sizing.quantity import (
     GI,
     KI,
-    MI,
     ceil_to,
     format_cpu,
     format_memory,
     format_pg_memory,
-    parse_cpu,
-    parse_memory,
     parse_pg_memory,
 )
-
-# --- CNPG --------------------------------------------------------------------------------------
-
-#: Parameters CloudNativePG generates itself; its webhook rejects them in ``postgresql.parameters``
-#: (cnpg.md §3.5). Names ending in ``*`` are families. ``allow_alter_system`` is added because CNPG
-#: overwrites it from ``enableAlterSystem``.
-CNPG_FIXED_PARAMETERS: frozenset[str] = frozenset(
-    {
-        # restart class
-        "allow_system_table_mods",
-        "archive_mode",
-        "bonjour",
-        "bonjour_name",
-        "cluster_name",
-        "config_file",
-        "data_directory",
-        "data_sync_retry",
-        "event_source",
-        "external_pid_file",
-        "hba_file",
-        "hot_standby",
-        "ident_file",
-        "jit_provider",
-        "listen_addresses",
-        "logging_collector",
-        "port",
-        "primary_conninfo",
-        "primary_slot_name",
-        "recovery_target*",
-        "restore_command",
-        "shared_preload_libraries",
-        "temp_tablespaces",
-        "unix_socket_directories",
-        "unix_socket_group",
-        "unix_socket_permissions",
-        # reload class
-        "archive_cleanup_command",
-        "archive_command",
-        "log_destination",
-        "log_directory",
-        "log_file_mode",
-        "log_filename",
-        "log_rotation_age",
-        "log_rotation_size",
-        "log_truncate_on_rotation",
-        "pg_failover_slots.primary_dsn",
-        "pg_failover_slots.standby_slot_names",
-        "promote_trigger_file",
-        "recovery_end_command",
-        "recovery_min_apply_delay",
-        "restart_after_crash",
-        "ssl",
-        "ssl_ca_file",
-        "ssl_cert_file",
-        "ssl_crl_file",
-        "ssl_dh_params_file",
-        "ssl_key_file",
-        "ssl_passphrase_command*",
-        "ssl_prefer_server_ciphers",
-        "stats_temp_directory",
-        "synchronous_standby_names",
-        "synchronized_standby_slots",
-        "syslog_*",
-        # overwritten from spec.postgresql.enableAlterSystem (PG 17+)
-        "allow_alter_system",
-    }
-)
-#: Where the user should put what a fixed parameter would have said.
-CNPG_DEDICATED_FIELDS = {
-    "shared_preload_libraries": "spec.postgresql.shared_preload_libraries",
-    "synchronous_standby_names": "spec.postgresql.synchronous",
-    "temp_tablespaces": "spec.tablespaces[].temporary",
-    "recovery_min_apply_delay": "spec.replica.minApplyDelay",
-    "allow_alter_system": "spec.postgresql.enableAlterSystem",
-}
-
-
-def is_fixed_parameter(name: str) -> bool:
-    """True if CNPG owns ``name`` (GUC names are case-insensitive)."""
-    lowered = name.lower()
-    if lowered in CNPG_FIXED_PARAMETERS:
-        return True
-    return any(p.endswith("*") and lowered.startswith(p[:-1]) for p in CNPG_FIXED_PARAMETERS)
-
-
-# --- ladders and thresholds (sizing.md §5; tunable defaults, not laws) ---------------------------
-
-CPU_LADDER = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
-CPU_LADDER_STEP_ABOVE = 16.0  # beyond the ladder: multiples of 16 cores
-MEMORY_RUNGS = tuple(
-    mi * MI
-    for mi in (256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152, 65536)
-)
-MEMORY_STEP_ABOVE = 8 * GI  # beyond the ladder: multiples of 8Gi
-
-IDLE_COMMITS_PER_S = 0.1  # idle: fewer commits per second than this …
-IDLE_PEAK_CONNECTIONS = 1  # … and at most this many connections at peak
-
-BASE_OVERHEAD = 192 * MI  # instance manager, postmaster, autovacuum, WAL writers, shm slack
-MIN_CACHE = 64 * MI
-CACHE_FACTOR = 1.2  # working set + 20 % in shared_buffers + page cache
-PER_CONNECTION = 4 * MI
-PER_ACTIVE = 2 * 4 * MI  # two work areas of ~4Mi per active backend
-CONNECTION_FLOOR = 25
-RESERVED_CONNECTIONS = 10  # superuser, CNPG, monitoring, walsenders
-PEAK_FACTOR = 1.25
-
-WORK_MEM_MIN_KB = 1024  # 1MB
-WORK_MEM_MAX_KB = 64 * 1024  # 64MB
-WORK_MEM_DEFAULT_KB = 4 * 1024  # PostgreSQL's default: not exceeded without measured spill
-HASH_FACTOR = 1.5
-AUTOVACUUM_WORKERS = 3
-CHECK_FRACTION = 0.9
-MAINTENANCE_CAP_KB = 2 * 1024 * 1024  # 2GB
-AUTOVACUUM_WORK_MEM_FROM = 16 * GI
-AUTOVACUUM_WORK_MEM_KB = 1024 * 1024  # 1GB: vacuum's dead-tuple store cannot use more before PG 17
-
-COMPLETION_TARGET = 0.9
-WAL_WINDOW_S = 300  # peak 5-minute window
-WAL_STEP = 64 * MI
-MIN_MAX_WAL = 256 * MI
-MAX_MAX_WAL = 16 * GI
-MIN_MIN_WAL = 80 * MI
-MIN_SLOT_KEEP = 1 * GI
-WAL_KEEP_SIZE = 512 * MI  # CNPG's wal_keep_size
-WAL_HOUR_S = 3600  # one hour of archive backlog on the WAL volume
-FILL_TARGET = 0.8
-BLOAT_FACTOR = 1.2
-TEMP_FLOOR = 256 * MI
-TEMP_BURST_S = 300  # temp peak proxy: five minutes of the measured spill rate
-MIN_VOLUME = 1 * GI
-GROWTH_WINDOW_S = 7 * 86400
-
-POOLER_PEAK_FLOOR = 50
-POOLER_PEAK_PER_CORE = 8
-POOLER_IDLE_FRACTION = 0.7
-POOLER_IDLE_MIN_PEAK = 20
-POOLER_CHURN = 1.0  # sessions/s
-POOLER_AGE_S = 600
-POOLER_AGE_CHURN = 0.1  # "with churn": at least one new session every 10 s
-POOL_SIZE_MIN = 5
-MAX_CLIENT_CONN_MIN = 100
-POOL_MODES = ("session", "transaction")
-
-# override limits
-MIN_MEMORY_OVERRIDE = 128 * MI
-DEV_FLOOR_MEMORY = 256 * MI
-MIN_INSTANCES, MAX_INSTANCES = 1, 10
-MIN_MAX_CONNECTIONS = 10
-
-PROFILES = ("web", "oltp", "dw", "mixed")
-STORAGE_KINDS = {"ssd": ("1.1", "200"), "network": ("1.1", "300"), "hdd": ("4", "2")}
-
-OVERRIDE_KEYS = ("instances", "cpu", "memory", "storage", "wal_storage", "max_connections", "pooler", "parameters")
-POOLER_OVERRIDE_KEYS = ("enabled", "instances", "pool_mode", "default_pool_size", "max_client_conn")
-#: Memory-typed parameters we parse in overrides: base unit for bare numbers, whether -1 is allowed.
-PG_MEMORY_PARAMETERS = {
-    "shared_buffers": ("8kB", False),
-    "effective_cache_size": ("8kB", False),
-    "work_mem": ("kB", False),
-    "maintenance_work_mem": ("kB", False),
-    "autovacuum_work_mem": ("kB", True),
-    "wal_buffers": ("8kB", True),
-    "max_wal_size": ("MB", False),
-    "min_wal_size": ("MB", False),
-    "max_slot_wal_keep_size": ("MB", True),
-}
-_PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-
-
-@dataclass
-class SizingOptions:
-    """Policy knobs of the model (not measurements); defaults follow sizing.md §5."""
-
-    instances: int | None = None  # --instances: replaces the active/idle rule for every app
-    profile: str = "web"  # web | oltp | dw | mixed: maintenance_work_mem, statistics target, jit
-    storage_kind: str = "ssd"  # ssd | network | hdd: random_page_cost, effective_io_concurrency
-    active_instances: int = 3  # primary + 2 standbys for apps with traffic
-    idle_instances: int = 1  # idle apps: one instance (and enablePDB: false)
-    pooler_instances: int = 2  # PgBouncer pods when a pooler is proposed
-    wal_volume: bool = True  # separate walStorage (it cannot be removed later)
-    storage_headroom: float = 0.5  # growth reserve as a fraction of the size (no growth rate known)
-    offline_import: bool = False  # dump restored inside PGDATA: storage ≥ 2 × size during bootstrap
-
-
-@dataclass
-class SizingOverrides:
-    """The validated ``overrides`` block of one app in the plan file (None = not overridden)."""
-
-    instances: int | None = None
-    cpu: float | None = None
-    memory: int | None = None
-    storage: int | None = None
-    wal_storage: int | None = None
-    wal_storage_disabled: bool = False
-    max_connections: int | None = None
-    pooler_enabled: bool | None = None
-    pooler_instances: int | None = None
-    pool_mode: str | None = None
-    default_pool_size: int | None = None
-    max_client_conn: int | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
-    parameter_bytes: dict[str, int] = field(default_factory=dict)  # parsed memory-typed parameters
-
-
-# --- formatting helpers ------------------------------------------------------------------------
-
-
-def _num(x: float) -> str:
-    """Compact number for reasons: 42, 0.826, 1.5, 12000."""
-    if float(x).is_integer():
-        return str(int(x))
-    if abs(x) >= 100:
-        return f"{x:.0f}"
-    if abs(x) >= 1:
-        return f"{x:.2f}".rstrip("0").rstrip(".")
-    return f"{x:.3g}"
-
-
-def _mi(n_bytes: float) -> str:
-    """Bytes as mebibytes with one decimal when needed: 768Mi, 292.8Mi."""
-    return f"{_num(round(n_bytes / MI, 1))}Mi"
-
-
-def _rate(bytes_per_s: float) -> str:
-    return f"{_num(round(bytes_per_s / MI, 3))} MiB/s"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{_num(round(seconds, 1))} s"
-    if seconds < 7200:
-        return f"{_num(round(seconds / 60, 1))} min"
-    if seconds < 2 * 86400:
-        return f"{_num(round(seconds / 3600, 1))} h"
-    return f"{_num(round(seconds / 86400, 1))} d"
-
-
-def _kb(n_bytes: float) -> int:
-    return max(0, math.floor(n_bytes / KI))
-
-
-def _pg(n_bytes: float) -> str:
-    """Bytes → pgtune's display (floored to kB)."""
-    return format_pg_memory(_kb(n_bytes))
-
-
-# --- overrides ---------------------------------------------------------------------------------
-
-
-def _int(value: Any, path: str, lo: int, hi: int | None, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise PlanValidationError(path, f'"{value}" is not a whole number', hint=hint)
-    if isinstance(value, str):
-        if not re.fullmatch(r"\s*\d+\s*", value):
-            raise PlanValidationError(path, f'"{value}" is not a whole number', hint=hint)
-        value = int(value)
-    if value < lo or (hi is not None and value > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise PlanValidationError(path, f"{value} is out of range: must be {bound}", hint=hint)
-    return value
-
-
-def _memory_quantity(value: Any, path: str, hint: str) -> int:
-    try:
-        return parse_memory(value)
-    except ValueError as exc:
-        raise PlanValidationError(path, str(exc), hint=hint) from exc
-
-
-def _parse_cpu_override(value: Any, path: str) -> float:
-    hint = 'write CPU as a Kubernetes quantity, e.g. "500m" or "2"'
-    try:
-        cores = parse_cpu(value)
-    except ValueError as exc:
-        raise PlanValidationError(path, str(exc), hint=hint) from exc
-    if cores <= 0:
-        raise PlanValidationError(path, f'"{value}" is not a positive CPU amount', hint="use at least 100m")
-    return cores
-
-
-def _parse_memory_override(value: Any, path: str) -> int:
-    n_bytes = _memory_quantity(value, path, 'write memory as a Kubernetes quantity, e.g. "768Mi" or "2Gi"')
-    if n_bytes < MIN_MEMORY_OVERRIDE:
-        raise PlanValidationError(
-            path,
-            f'"{value}" is below the 128Mi minimum a CNPG instance survives',
-            hint="use at least 256Mi (the dev floor) or remove the override",
-        )
-    return n_bytes
-
-
-def _parse_volume_override(value: Any, path: str) -> int:
-    n_bytes = _memory_quantity(value, path, 'write a volume size such as "10Gi"')
-    if n_bytes < MIN_VOLUME:
-        raise PlanValidationError(path, f'"{value}" is below the 1Gi minimum volume', hint="use at least 1Gi")
-    return n_bytes
-
-
-def _parse_pooler_override(value: Any, path: str, ov: SizingOverrides) -> None:
-    if isinstance(value, bool):
-        ov.pooler_enabled = value
-        return
-    if value is None:
-        ov.pooler_enabled = False
-        return
-    if not isinstance(value, dict):
-        raise PlanValidationError(
-            path, f'"{value}" is not a pooler setting', hint="write true, false or a mapping of pooler fields"
-        )
-    for key in value:
-        if key not in POOLER_OVERRIDE_KEYS:
-            raise PlanValidationError(
-                f"{path}.{key}", "unknown pooler key", hint=f"allowed keys: {', '.join(POOLER_OVERRIDE_KEYS)}"
-            )
-    enabled = value.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise PlanValidationError(f"{path}.enabled", f'"{enabled}" is not true or false', hint="write true or false")
-    ov.pooler_enabled = enabled
-    if "instances" in value:
-        ov.pooler_instances = _int(
-            value["instances"],
-            f"{path}.instances",
-            1,
-            MAX_INSTANCES,
-            "a Pooler runs 1 to 10 PgBouncer pods; 2 is the usual choice",
-        )
-    if "default_pool_size" in value:
-        ov.default_pool_size = _int(
-            value["default_pool_size"],
-            f"{path}.default_pool_size",
-            1,
-            None,
-            "server connections per user/database pair, e.g. 5",
-        )
-    if "max_client_conn" in value:
-        ov.max_client_conn = _int(
-            value["max_client_conn"],
-            f"{path}.max_client_conn",
-            1,
-            None,
-            "client connections PgBouncer accepts, e.g. 100",
-        )
-    if "pool_mode" in value:
-        mode = value["pool_mode"]
-        if mode not in POOL_MODES:
-            raise PlanValidationError(
-                f"{path}.pool_mode", f'"{mode}" is not a pool mode', hint="use session or transaction"
-            )
-        ov.pool_mode = mode
-
-
-def _parameter_value(value: Any, path: str) -> str:
-    """Plan files are YAML: ``jit: off`` arrives as False; CNPG wants strings."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, int | float | str):
-        return str(value)
-    raise PlanValidationError(
-        path, f'"{value}" is not a parameter value', hint='postgresql.parameters holds plain strings such as "64MB"'
-    )
-
-
-def _check_parameter(name: str, text: str, path: str, ov: SizingOverrides) -> None:
-    lowered = name.lower()
-    if is_fixed_parameter(lowered):
-        field_hint = CNPG_DEDICATED_FIELDS.get(lowered)
-        hint = f"use {field_hint} instead" if field_hint else "remove it: CloudNativePG sets it itself"
-        raise PlanValidationError(path, f'"{name}" is fixed by CloudNativePG and rejected by its webhook', hint=hint)
-    if lowered == "io_method" and text.strip().lower() == "io_uring":
-        raise PlanValidationError(
-            path,
-            "io_uring is blocked by the container runtime's seccomp profile",
-            hint="remove it; PostgreSQL 18 keeps its default io_method=worker",
-        )
-    if lowered == "max_connections":
-        raise PlanValidationError(
-            path,
-            "max_connections is sized from memory and connections",
-            hint=f"set {path.rsplit('.parameters', 1)[0]}.max_connections instead",
-        )
-    if lowered in PG_MEMORY_PARAMETERS:
-        unit, minus_one = PG_MEMORY_PARAMETERS[lowered]
-        try:
-            n_bytes = parse_pg_memory(text, unit=unit)
-        except ValueError as exc:
-            raise PlanValidationError(path, str(exc), hint='write a size such as "64MB" or "1GB"') from exc
-        if n_bytes == -1 and not minus_one:
-            raise PlanValidationError(path, f"-1 is not allowed for {lowered}", hint='write a size such as "64MB"')
-        ov.parameter_bytes[lowered] = n_bytes
-
-
-def _parse_parameters(value: Any, path: str, ov: SizingOverrides) -> None:
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise PlanValidationError(
-            path, f'"{value}" is not a mapping of parameters', hint="write parameters as name: value pairs"
-        )
-    for name, raw in value.items():
-        key_path = f"{path}.{name}"
-        if not isinstance(name, str) or not _PARAMETER_NAME.match(name):
-            raise PlanValidationError(
-                key_path, f'"{name}" is not a parameter name', hint="use a postgresql.conf name such as work_mem"
-            )
-        text = _parameter_value(raw, key_path)
-        _check_parameter(name, text, key_path, ov)
-        ov.parameters[name.lower()] = text
-
-
-def validate_overrides(overrides: dict[str, Any] | None, *, path: str = "overrides") -> SizingOverrides:
-    """Check a plan file's overrides block; every error names the key path and how to fix it.
-
-    Checks that need the derived sizing (shared_buffers ≤ memory, storage ≥ size, …) happen in
-    :func:`derive_sizing`.
-    """
-    ov = SizingOverrides()
-    if overrides is None:
-        return ov
-    if not isinstance(overrides, dict):
-        raise PlanValidationError(path, "overrides must be a mapping", hint=f"keys: {', '.join(OVERRIDE_KEYS)}")
-    for key, value in overrides.items():
-        key_path = f"{path}.{key}"
-        if key not in OVERRIDE_KEYS:
-            raise PlanValidationError(
-                key_path, "unknown override key", hint=f"allowed keys: {', '.join(OVERRIDE_KEYS)}"
-            )
-        _parse_override(key, value, key_path, ov)
-    return ov
-
-
-def _parse_override(key: str, value: Any, key_path: str, ov: SizingOverrides) -> None:
-    if key == "instances":
-        ov.instances = _int(
-            value, key_path, MIN_INSTANCES, MAX_INSTANCES, "use 1 (dev), 2 or 3 (production with failover)"
-        )
-    elif key == "cpu":
-        ov.cpu = _parse_cpu_override(value, key_path)
-    elif key == "memory":
-        ov.memory = _parse_memory_override(value, key_path)
-    elif key == "storage":
-        ov.storage = _parse_volume_override(value, key_path)
-    elif key == "wal_storage":
-        if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-            ov.wal_storage_disabled = True
-        else:
-            ov.wal_storage = _parse_volume_override(value, key_path)
-    elif key == "max_connections":
-        ov.max_connections = _int(
-            value, key_path, MIN_MAX_CONNECTIONS, None, "keep at least 10: CNPG, monitoring and walsenders need slots"
-        )
-    elif key == "pooler":
-        _parse_pooler_override(value, key_path, ov)
-    else:
-        _parse_parameters(value, key_path, ov)
-
-
-def _check_options(options: SizingOptions) -> None:
-    if options.instances is not None and not MIN_INSTANCES <= options.instances <= MAX_INSTANCES:
-        raise ConfigError(f"--instances {options.instances} is out of range", hint="use 1 to 10")
-    if options.profile not in PROFILES:
-        raise ConfigError(f'unknown sizing profile "{options.profile}"', hint=f"use one of {', '.join(PROFILES)}")
-    if options.storage_kind not in STORAGE_KINDS:
-        raise ConfigError(
-            f'unknown storage kind "{options.storage_kind}"', hint=f"use one of {', '.join(STORAGE_KINDS)}"
-        )
-    if options.pooler_instances < 1 or options.active_instances < 1 or options.idle_instances < 1:
-        raise ConfigError("instance counts in the sizing options must be at least 1")
-    if options.storage_headroom < 0:
-        raise ConfigError("storage_headroom must not be negative")
-
 
 # --- instances and CPU -------------------------------------------------------------------------
 
@@ -522,21 +108,21 @@ def is_idle(evidence: SizingEvidence) -> bool:
 
 
 def _instances(evidence: SizingEvidence, options: SizingOptions, ov: SizingOverrides) -> Value:
-    c, peak = _num(evidence.commits_per_s), evidence.peak_connections
+    c, peak = show_num(evidence.commits_per_s), evidence.peak_connections
     if evidence.window_seconds <= 0:
         n = options.active_instances
         derived = f"no sampling window: not provably idle → {n} instances"
     elif is_idle(evidence):
         n = options.idle_instances
         derived = (
-            f"idle: {c} commits/s < {_num(IDLE_COMMITS_PER_S)} and peak {peak} connections ≤ "
-            f"{IDLE_PEAK_CONNECTIONS} over {_duration(evidence.window_seconds)} → {n} instance(s)"
+            f"idle: {c} commits/s < {show_num(IDLE_COMMITS_PER_S)} and peak {peak} connections ≤ "
+            f"{IDLE_PEAK_CONNECTIONS} over {show_duration(evidence.window_seconds)} → {n} instance(s)"
         )
     else:
         n = options.active_instances
         derived = (
-            f"active: {c} commits/s, peak {peak} connections over {_duration(evidence.window_seconds)} "
-            f"(idle needs < {_num(IDLE_COMMITS_PER_S)} commits/s and ≤ {IDLE_PEAK_CONNECTIONS} "
+            f"active: {c} commits/s, peak {peak} connections over {show_duration(evidence.window_seconds)} "
+            f"(idle needs < {show_num(IDLE_COMMITS_PER_S)} commits/s and ≤ {IDLE_PEAK_CONNECTIONS} "
             f"connection) → {n} instances"
         )
     if ov.instances is not None:
@@ -578,9 +164,9 @@ def _cpu(evidence: SizingEvidence, ov: SizingOverrides) -> tuple[float, Value]:
     if evidence.cpu_source == "none" and signal == 0:
         measured = "no CPU measurement (source none)"
     else:
-        measured = f"CPU {_num(signal)} cores ({evidence.cpu_source}) over {_duration(evidence.window_seconds)}"
+        measured = f"CPU {show_num(signal)} cores ({evidence.cpu_source}) over {show_duration(evidence.window_seconds)}"
     derived = (
-        f"{measured} → max(0.1, roundup_0.1(1.5·{_num(signal)} + 0.1)) = {_num(raw)} → ladder "
+        f"{measured} → max(0.1, roundup_0.1(1.5·{show_num(signal)} + 0.1)) = {show_num(raw)} → ladder "
         f"{format_cpu(rung)}; request = limit (Guaranteed QoS)"
     )
     if ov.cpu is not None:
@@ -600,7 +186,7 @@ def _connection_rules(evidence: SizingEvidence, cpu: float) -> tuple[list[str], 
     many = peak > threshold
     (fired if many else quiet).append(
         f"peak {peak} connections {'>' if many else '≤'} max({POOLER_PEAK_FLOOR}, "
-        f"{POOLER_PEAK_PER_CORE}·{_num(cpu)}) = {_num(threshold)}"
+        f"{POOLER_PEAK_PER_CORE}·{show_num(cpu)}) = {show_num(threshold)}"
     )
 
     idle = evidence.idle_fraction
@@ -608,31 +194,33 @@ def _connection_rules(evidence: SizingEvidence, cpu: float) -> tuple[list[str], 
         quiet.append("idle fraction not measured")
     elif idle > POOLER_IDLE_FRACTION and peak >= POOLER_IDLE_MIN_PEAK:
         fired.append(
-            f"idle fraction {_num(idle)} > {POOLER_IDLE_FRACTION} with peak {peak} ≥ {POOLER_IDLE_MIN_PEAK} connections"
+            f"idle fraction {show_num(idle)} > {POOLER_IDLE_FRACTION} with peak {peak} ≥ "
+            f"{POOLER_IDLE_MIN_PEAK} connections"
         )
     else:
         quiet.append(
-            f"idle fraction {_num(idle)} with peak {peak} (needs > {POOLER_IDLE_FRACTION} and ≥ {POOLER_IDLE_MIN_PEAK})"
+            f"idle fraction {show_num(idle)} with peak {peak} (needs > {POOLER_IDLE_FRACTION} and ≥ "
+            f"{POOLER_IDLE_MIN_PEAK})"
         )
 
     churn = evidence.sessions_per_s
     if churn is None:
         quiet.append("session churn not measured")
     elif churn >= POOLER_CHURN:
-        fired.append(f"churn {_num(churn)} sessions/s ≥ {_num(POOLER_CHURN)}/s")
+        fired.append(f"churn {show_num(churn)} sessions/s ≥ {show_num(POOLER_CHURN)}/s")
     else:
-        quiet.append(f"churn {_num(churn)} sessions/s < {_num(POOLER_CHURN)}/s")
+        quiet.append(f"churn {show_num(churn)} sessions/s < {show_num(POOLER_CHURN)}/s")
 
     age = evidence.avg_connection_age_s
     if age is None:
         quiet.append("connection age not measured")
     elif age < POOLER_AGE_S and churn is not None and churn >= POOLER_AGE_CHURN:
         fired.append(
-            f"average connection age {_num(age)} s < {POOLER_AGE_S} s with churn {_num(churn)} "
-            f"sessions/s ≥ {_num(POOLER_AGE_CHURN)}/s"
+            f"average connection age {show_num(age)} s < {POOLER_AGE_S} s with churn {show_num(churn)} "
+            f"sessions/s ≥ {show_num(POOLER_AGE_CHURN)}/s"
         )
     else:
-        quiet.append(f"average connection age {_num(age)} s (needs < {POOLER_AGE_S} s with churn)")
+        quiet.append(f"average connection age {show_num(age)} s (needs < {POOLER_AGE_S} s with churn)")
     return fired, quiet
 
 
@@ -665,8 +253,8 @@ def _pool(evidence: SizingEvidence, cpu: float, options: SizingOptions, ov: Sizi
     cap = max(POOL_SIZE_MIN, math.floor(2 * cpu) + 1)
     size = min(wanted, cap)
     size_reason = (
-        f"default_pool_size = min(max({POOL_SIZE_MIN}, ceil(1.5·active p95 {_num(p95)})), "
-        f"max({POOL_SIZE_MIN}, 2·{_num(cpu)} cores + 1)) = {size}"
+        f"default_pool_size = min(max({POOL_SIZE_MIN}, ceil(1.5·active p95 {show_num(p95)})), "
+        f"max({POOL_SIZE_MIN}, 2·{show_num(cpu)} cores + 1)) = {size}"
     )
     if ov.default_pool_size is not None:
         size, size_reason = ov.default_pool_size, f"default_pool_size {ov.default_pool_size}: override in plan file"
@@ -683,12 +271,12 @@ def _max_connections(evidence: SizingEvidence, pool: _Pool, ov: SizingOverrides,
             f"pooler {pool.instances} instances × pool {pool.size} × {pool.pairs} user/db pair(s) + "
             f"{RESERVED_CONNECTIONS} reserved → max({CONNECTION_FLOOR}, {pool.instances}·{pool.size}·"
             f"{pool.pairs}+{RESERVED_CONNECTIONS}) = {n} (peak {peak} client connections measured "
-            f"over {_duration(evidence.window_seconds)} go through the pooler)"
+            f"over {show_duration(evidence.window_seconds)} go through the pooler)"
         )
     else:
         n = max(CONNECTION_FLOOR, math.ceil(PEAK_FACTOR * peak) + RESERVED_CONNECTIONS)
         derived = (
-            f"peak {peak} connections measured over {_duration(evidence.window_seconds)} → "
+            f"peak {peak} connections measured over {show_duration(evidence.window_seconds)} → "
             f"max({CONNECTION_FLOOR}, ceil({PEAK_FACTOR}·{peak})+{RESERVED_CONNECTIONS}) = {n}"
         )
     if ov.max_connections is None:
@@ -721,7 +309,7 @@ class _Memory:
 
 
 def _maintenance_kb(limit: int, profile: str) -> int:
-    return min(_kb(limit / (8 if profile == "dw" else 16)), MAINTENANCE_CAP_KB)
+    return min(bytes_to_kb(limit / (8 if profile == "dw" else 16)), MAINTENANCE_CAP_KB)
 
 
 def _autovacuum_kb(limit: int) -> int | None:
@@ -730,18 +318,18 @@ def _autovacuum_kb(limit: int) -> int | None:
 
 def _memory_at(limit: int, max_conn: int, conc: int, profile: str, spill: float) -> _Memory:
     """§5.3 memory parameters for limit M, work_mem lowered until the §5.2 worst-case check holds."""
-    sb_kb = _kb(limit / 4)
+    sb_kb = bytes_to_kb(limit / 4)
     maint_kb = _maintenance_kb(limit, profile)
     av_kb = _autovacuum_kb(limit)
     budget = (limit - BASE_OVERHEAD - max_conn * PER_CONNECTION - sb_kb * KI) / (conc * 2 * 3)
-    budget_kb = min(max(_kb(budget), WORK_MEM_MIN_KB), WORK_MEM_MAX_KB)
+    budget_kb = min(max(bytes_to_kb(budget), WORK_MEM_MIN_KB), WORK_MEM_MAX_KB)
     text = (
-        f"budget ({_mi(limit)} − 192Mi − {max_conn}·4Mi − {format_pg_memory(sb_kb)}) / ({conc} active·2·3) "
-        f"= {_pg(max(budget, 0))}, clamp 1MB..64MB → {format_pg_memory(budget_kb)}"
+        f"budget ({show_mi(limit)} − 192Mi − {max_conn}·4Mi − {format_pg_memory(sb_kb)}) / ({conc} active·2·3) "
+        f"= {show_pg(max(budget, 0))}, clamp 1MB..64MB → {format_pg_memory(budget_kb)}"
     )
     if spill > 0:
         wm_kb = budget_kb
-        text += f"; temp spill {_rate(spill)} measured → budget used"
+        text += f"; temp spill {show_rate(spill)} measured → budget used"
     else:
         wm_kb = min(budget_kb, WORK_MEM_DEFAULT_KB)
         text += f"; no temp spill measured → at most PostgreSQL's 4MB default → {format_pg_memory(wm_kb)}"
@@ -749,13 +337,13 @@ def _memory_at(limit: int, max_conn: int, conc: int, profile: str, spill: float)
     cap = (CHECK_FRACTION * limit - sb_kb * KI - AUTOVACUUM_WORKERS * av_mem_kb * KI - BASE_OVERHEAD) / (
         max_conn * HASH_FACTOR
     )
-    cap_kb = _kb(cap) if cap > 0 else 0
+    cap_kb = bytes_to_kb(cap) if cap > 0 else 0
     check_ok = cap_kb >= WORK_MEM_MIN_KB
     if wm_kb > cap_kb:
         wm_kb = max(cap_kb, WORK_MEM_MIN_KB)
         text += (
-            f"; worst-case check (0.9·{_mi(limit)} − {format_pg_memory(sb_kb)} − {AUTOVACUUM_WORKERS}·"
-            f"{format_pg_memory(av_mem_kb)} − 192Mi) / ({max_conn}·{HASH_FACTOR}) = {_pg(max(cap, 0))} → "
+            f"; worst-case check (0.9·{show_mi(limit)} − {format_pg_memory(sb_kb)} − {AUTOVACUUM_WORKERS}·"
+            f"{format_pg_memory(av_mem_kb)} − 192Mi) / ({max_conn}·{HASH_FACTOR}) = {show_pg(max(cap, 0))} → "
             f"{format_pg_memory(wm_kb)}"
         )
     return _Memory(limit, sb_kb, maint_kb, av_kb, wm_kb, text, check_ok)
@@ -764,9 +352,9 @@ def _memory_at(limit: int, max_conn: int, conc: int, profile: str, spill: float)
 def _working_set(evidence: SizingEvidence) -> tuple[int, str]:
     size = evidence.size_bytes
     if evidence.working_set_bytes is None:
-        return size, f"working set not measured → size {_mi(size)}"
+        return size, f"working set not measured → size {show_mi(size)}"
     ws = min(evidence.working_set_bytes, size) if size > 0 else evidence.working_set_bytes
-    return ws, f"W = min(working set {_mi(evidence.working_set_bytes)}, size {_mi(size)}) = {_mi(ws)}"
+    return ws, f"W = min(working set {show_mi(evidence.working_set_bytes)}, size {show_mi(size)}) = {show_mi(ws)}"
 
 
 def _raw_memory(w: int, max_conn: int, conc: int) -> int:
@@ -785,7 +373,7 @@ def _memory(
     """Pick M: the overridden limit, or the rung above M_raw, moving up while the check fails."""
     w, w_text = _working_set(evidence)
     raw = _raw_memory(w, max_conn, conc)
-    formula = f"{w_text}; M_raw = 192Mi + max(64Mi, 1.2·{_mi(w)}) + {max_conn}·4Mi + {conc}·2·4Mi = {_mi(raw)}"
+    formula = f"{w_text}; M_raw = 192Mi + max(64Mi, 1.2·{show_mi(w)}) + {max_conn}·4Mi + {conc}·2·4Mi = {show_mi(raw)}"
     spill = evidence.temp_bytes_per_s
     if ov.memory is not None:
         mem = _memory_at(ov.memory, max_conn, conc, options.profile, spill)
@@ -822,8 +410,8 @@ def _wal(evidence: SizingEvidence) -> _Wal:
     raw = 3 * (1 + COMPLETION_TARGET) * rate * WAL_WINDOW_S
     max_wal = min(max(ceil_to(raw, WAL_STEP), MIN_MAX_WAL), MAX_MAX_WAL)
     text = (
-        f"WAL {_rate(rate)} measured over {_duration(evidence.window_seconds)} → clamp(roundup_64MB(3·1.9·"
-        f"{_rate(rate)}·300 s = {_mi(raw)}), 256MB, 16GB) = {_pg(max_wal)}"
+        f"WAL {show_rate(rate)} measured over {show_duration(evidence.window_seconds)} → clamp(roundup_64MB(3·1.9·"
+        f"{show_rate(rate)}·300 s = {show_mi(raw)}), 256MB, 16GB) = {show_pg(max_wal)}"
     )
     return _Wal(max_wal, max(MIN_MIN_WAL, max_wal // 4), max(MIN_SLOT_KEEP, 2 * max_wal), rate, text)
 
@@ -841,7 +429,7 @@ def _ceil_gi(n_bytes: float) -> int:
 
 def _parameters(mem: _Memory, max_conn: Value, cpu: float, wal: _Wal, options: SizingOptions) -> dict[str, Value]:
     """The derived postgresql.parameters (never a CNPG-fixed one, never io_method)."""
-    limit, profile = _mi(mem.limit), options.profile
+    limit, profile = show_mi(mem.limit), options.profile
     p: dict[str, Value] = {
         "shared_buffers": Value(
             format_pg_memory(mem.shared_buffers_kb),
@@ -849,8 +437,8 @@ def _parameters(mem: _Memory, max_conn: Value, cpu: float, wal: _Wal, options: S
             "the container limit; always ≤ the memory request)",
         ),
         "effective_cache_size": Value(
-            _pg(3 * mem.limit / 4),
-            f"3·{limit} / 4 = {_pg(3 * mem.limit / 4)} (pgtune's 75 %: shared_buffers + page cache in the limit)",
+            show_pg(3 * mem.limit / 4),
+            f"3·{limit} / 4 = {show_pg(3 * mem.limit / 4)} (pgtune's 75 %: shared_buffers + page cache in the limit)",
         ),
         "maintenance_work_mem": Value(
             format_pg_memory(mem.maintenance_kb),
@@ -879,18 +467,21 @@ def _parameters(mem: _Memory, max_conn: Value, cpu: float, wal: _Wal, options: S
     if profile in ("web", "oltp"):
         p["jit"] = Value("off", f"profile {profile}: short queries, JIT compilation costs more than it saves")
     p.update(_parallel(cpu, profile))
-    p["max_wal_size"] = Value(_pg(wal.max_wal), wal.raw_text)
-    p["min_wal_size"] = Value(_pg(wal.min_wal), f"max(80MB, max_wal_size {_pg(wal.max_wal)} / 4) = {_pg(wal.min_wal)}")
+    p["max_wal_size"] = Value(show_pg(wal.max_wal), wal.raw_text)
+    p["min_wal_size"] = Value(
+        show_pg(wal.min_wal), f"max(80MB, max_wal_size {show_pg(wal.max_wal)} / 4) = {show_pg(wal.min_wal)}"
+    )
     p["max_slot_wal_keep_size"] = Value(
-        _pg(wal.slot_keep),
-        f"max(1GB, 2·max_wal_size {_pg(wal.max_wal)}) = {_pg(wal.slot_keep)}: HA slots cannot fill the WAL volume",
+        show_pg(wal.slot_keep),
+        f"max(1GB, 2·max_wal_size {show_pg(wal.max_wal)}) = {show_pg(wal.slot_keep)}: HA slots cannot "
+        f"fill the WAL volume",
     )
     return p
 
 
 def _parallel(cpu: float, profile: str) -> dict[str, Value]:
     """§5.3 parallelism from the CPU request; max_worker_processes stays CNPG's 32."""
-    c = _num(cpu)
+    c = show_num(cpu)
     workers = max(1, math.floor(cpu))
     maint = min(math.ceil(cpu / 2), 4)
     half = math.ceil(cpu / 2)
@@ -911,7 +502,7 @@ def _apply_parameter_overrides(params: dict[str, Value], ov: SizingOverrides, li
             f"{path}.parameters.shared_buffers",
             f"{ov.parameters['shared_buffers']} is above the memory request {format_memory(limit)}; "
             "CNPG's webhook rejects it",
-            hint=f"use at most {_pg(limit / 4)} (a quarter of the memory) or raise {path}.memory",
+            hint=f"use at most {show_pg(limit / 4)} (a quarter of the memory) or raise {path}.memory",
         )
     for name, text in ov.parameters.items():
         derived = params.get(name)
@@ -930,7 +521,7 @@ def _worst_case_note(params: dict[str, Value], max_conn: int, limit: int) -> str
     if worst <= CHECK_FRACTION * limit:
         return None
     return (
-        f"worst-case memory {_mi(worst)} (shared_buffers + {max_conn}·work_mem·1.5 + 3·autovacuum memory "
+        f"worst-case memory {show_mi(worst)} (shared_buffers + {max_conn}·work_mem·1.5 + 3·autovacuum memory "
         f"+ 192Mi) exceeds 90 % of the {format_memory(limit)} limit: risk of OOM kills under load"
     )
 
@@ -944,16 +535,17 @@ def _storage(evidence: SizingEvidence, options: SizingOptions, wal_raw: float, w
     temp_peak = max(TEMP_FLOOR, evidence.temp_bytes_per_s * TEMP_BURST_S)
     data = ((size + growth) * BLOAT_FACTOR + temp_peak) / FILL_TARGET
     text = (
-        f"size {_mi(size)}, growth unknown → +{_num(options.storage_headroom * 100)} % = {_mi(growth)}, temp "
-        f"peak max(256Mi, temp {_rate(evidence.temp_bytes_per_s)}·300 s) = {_mi(temp_peak)} → "
-        f"(({_mi(size)} + {_mi(growth)})·1.2 + {_mi(temp_peak)}) / 0.8 = {_mi(data)}"
+        f"size {show_mi(size)}, growth unknown → +{show_num(options.storage_headroom * 100)} % = "
+        f"{show_mi(growth)}, temp "
+        f"peak max(256Mi, temp {show_rate(evidence.temp_bytes_per_s)}·300 s) = {show_mi(temp_peak)} → "
+        f"(({show_mi(size)} + {show_mi(growth)})·1.2 + {show_mi(temp_peak)}) / 0.8 = {show_mi(data)}"
     )
     if not with_wal:
         data += wal_raw / FILL_TARGET
-        text += f" + WAL {_mi(wal_raw)} / 0.8 (no walStorage)"
+        text += f" + WAL {show_mi(wal_raw)} / 0.8 (no walStorage)"
     if options.offline_import and data < 2 * size:
         data = 2 * size
-        text += f"; offline import inside PGDATA → ≥ 2·size = {_mi(data)}"
+        text += f"; offline import inside PGDATA → ≥ 2·size = {show_mi(data)}"
     volume = _ceil_gi(data)
     return Value(format_memory(volume), f"{text} → ceil_Gi, min 1Gi = {format_memory(volume)}")
 
@@ -962,10 +554,10 @@ def _wal_storage(wal: _Wal, ov: SizingOverrides, path: str, with_wal: bool) -> t
     max_wal = ov.parameter_bytes.get("max_wal_size", wal.max_wal)
     slot = ov.parameter_bytes.get("max_slot_wal_keep_size", wal.slot_keep)
     raw = _wal_volume_raw(max_wal, slot, wal.rate)
-    slot_text = "unlimited (not counted)" if slot == -1 else _pg(slot)
+    slot_text = "unlimited (not counted)" if slot == -1 else show_pg(slot)
     text = (
-        f"(max_wal_size {_pg(max_wal)} + wal_keep_size 512MB + max_slot_wal_keep_size {slot_text} + "
-        f"WAL {_rate(wal.rate)}·3600 s) / 0.8 = {_mi(raw / FILL_TARGET)}"
+        f"(max_wal_size {show_pg(max_wal)} + wal_keep_size 512MB + max_slot_wal_keep_size {slot_text} + "
+        f"WAL {show_rate(wal.rate)}·3600 s) / 0.8 = {show_mi(raw / FILL_TARGET)}"
     )
     if not with_wal:
         why = "override in plan file" if ov.wal_storage_disabled else "option"
@@ -978,7 +570,7 @@ def _wal_storage(wal: _Wal, ov: SizingOverrides, path: str, with_wal: bool) -> t
     if ov.wal_storage < floor:
         raise PlanValidationError(
             f"{path}.wal_storage",
-            f"{format_memory(ov.wal_storage)} cannot hold max_wal_size {_pg(max_wal)} + wal_keep_size 512MB",
+            f"{format_memory(ov.wal_storage)} cannot hold max_wal_size {show_pg(max_wal)} + wal_keep_size 512MB",
             hint=f"use at least {format_memory(_ceil_gi(floor))} (derived: {format_memory(derived)})",
         )
     return Value(format_memory(ov.wal_storage), f"override in plan file (derived: {text})"), raw
@@ -990,7 +582,7 @@ def _storage_override(value: Value, evidence: SizingEvidence, ov: SizingOverride
     if ov.storage < evidence.size_bytes:
         raise PlanValidationError(
             f"{path}.storage",
-            f"{format_memory(ov.storage)} is smaller than the {_mi(evidence.size_bytes)} of data",
+            f"{format_memory(ov.storage)} is smaller than the {show_mi(evidence.size_bytes)} of data",
             hint=f"use at least {value.value} (the derived size) or remove the override",
         )
     return Value(format_memory(ov.storage), f"override in plan file (derived: {value.value}: {value.reason})")
@@ -1005,12 +597,12 @@ def _notes(evidence: SizingEvidence, instances: int, ov: SizingOverrides, with_w
     if window <= 0:
         notes.append("no sampling window: rates, peaks and CPU are unknown; sizes fall back to floors")
     elif window < GROWTH_WINDOW_S:
-        notes.append(f"sampling window of {_duration(window)}: growth unknown, +50 % headroom")
+        notes.append(f"sampling window of {show_duration(window)}: growth unknown, +50 % headroom")
     else:
-        notes.append(f"sampling window of {_duration(window)} but no growth rate in the evidence: +50 % headroom")
+        notes.append(f"sampling window of {show_duration(window)} but no growth rate in the evidence: +50 % headroom")
     if 0 < window < 86400:
         notes.append(
-            f"window of {_duration(window)} is under 24 h: business peaks may be missing; "
+            f"window of {show_duration(window)} is under 24 h: business peaks may be missing; "
             "WAL and CPU rates are window averages, not 5-minute peaks"
         )
     if evidence.cpu_source == "none":
@@ -1089,7 +681,7 @@ def derive_sizing(
     ``path`` prefixes the key path of every :class:`PlanValidationError` (``apps[2].overrides``).
     """
     opts = options or SizingOptions()
-    _check_options(opts)
+    check_options(opts)
     ov = validate_overrides(overrides, path=path)
     instances = _instances(evidence, opts, ov)
     cpu, cpu_value = _cpu(evidence, ov)

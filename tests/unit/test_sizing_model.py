@@ -7,15 +7,14 @@ from typing import Any
 
 import pytest
 
+from consolidator.cnpg_facts import CNPG_FIXED_PARAMETERS, is_fixed_parameter
 from consolidator.errors import ConfigError, PlanValidationError
 from consolidator.plan.model import Sizing, SizingEvidence
 from consolidator.sizing.model import (
-    CNPG_FIXED_PARAMETERS,
     MEMORY_RUNGS,
     SizingOptions,
     cpu_rung,
     derive_sizing,
-    is_fixed_parameter,
     is_idle,
     memory_rung,
     round_up_tenth,
