@@ -9,12 +9,21 @@ import sys
 from collections.abc import Sequence
 
 from consolidator import __version__
-from consolidator.cli import demo_cmd, inventory_cmd, plan_cmd, report_cmd, show_cmd
+from consolidator.cli import (
+    demo_cmd,
+    execute_cmd,
+    inventory_cmd,
+    lifecycle_cmd,
+    plan_cmd,
+    report_cmd,
+    show_cmd,
+    verify_cmd,
+)
 from consolidator.cli.output import print_error
 from consolidator.errors import ConfigError, ConsolidatorError, ExitCode, exit_code_for
 from consolidator.pg.connect import redact
 
-COMMANDS = (inventory_cmd, plan_cmd, show_cmd, report_cmd, demo_cmd)
+COMMANDS = (inventory_cmd, plan_cmd, show_cmd, report_cmd, execute_cmd, lifecycle_cmd, verify_cmd, demo_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -6,6 +6,7 @@ whatever the source, a password never appears in a message, a plan or a log line
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,12 +78,51 @@ def connect(
     """Open a connection; translate libpq failures into errors that name the server and the fix."""
     conninfo = with_database(dsn, dbname) if dbname is not None else dsn
     params = parse_dsn(conninfo)
+    _prefer_passfile(params)
     params.setdefault("connect_timeout", str(connect_timeout))
     params.setdefault("application_name", application_name)
     try:
         return psycopg.connect(make_conninfo(**params), autocommit=autocommit)
     except psycopg.OperationalError as exc:
         raise translate_connect_error(exc, conninfo) from None
+
+
+def _prefer_passfile(params: dict[str, Any]) -> None:
+    """A conninfo naming its own passfile means that file: libpq would let PGPASSWORD win over it."""
+    passfile = params.get("passfile")
+    if not passfile or "password" in params or not os.environ.get("PGPASSWORD"):
+        return
+    password = lookup_passfile(str(passfile), params)
+    if password is not None:
+        params["password"] = password
+
+
+def lookup_passfile(path: str, params: dict[str, Any]) -> str | None:
+    """The password a pgpass file holds for host:port:db:user (libpq's matching and escaping)."""
+    want = [str(params.get("host", "localhost")), str(params.get("port", "5432")), str(params.get("dbname", "*")),
+            str(params.get("user", ""))]  # fmt: skip
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        fields, current, escaped = [], "", False
+        for ch in line:
+            if escaped:
+                current, escaped = current + ch, False
+            elif ch == "\\":
+                escaped = True
+            elif ch == ":" and len(fields) < 4:
+                fields.append(current)
+                current = ""
+            else:
+                current += ch
+        fields.append(current)
+        if len(fields) == 5 and all(f in ("*", w) for f, w in zip(fields[:4], want, strict=True)):
+            return fields[4]
+    return None
 
 
 def translate_connect_error(exc: psycopg.OperationalError, dsn: str) -> Exception:

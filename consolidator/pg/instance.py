@@ -7,6 +7,7 @@ process runs as ``CONSOLIDATOR_PG_OS_USER`` (default ``postgres``).
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import secrets
@@ -24,6 +25,7 @@ from consolidator.errors import PreconditionError, StepFailed
 from consolidator.pg.binaries import Binaries, find
 
 DEFAULT_OS_USER = "postgres"
+META_FILE = "instance.json"
 
 
 def free_port() -> int:
@@ -116,12 +118,44 @@ class LocalInstance:
             os_user=os_user,
             settings=dict(settings or {}),
         )
+        inst._check_reachable()
         try:
             inst._initdb(encoding=encoding, locale=locale, icu_locale=icu_locale)
+            inst._save_meta()
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
         return inst
+
+    @classmethod
+    def open(cls, root: Path) -> LocalInstance:
+        """An instance created earlier in ``root`` (its metadata file says port and major)."""
+        try:
+            meta = json.loads((root / META_FILE).read_text())
+        except (OSError, ValueError):
+            raise PreconditionError(f"no local instance in {root}", hint="provision it first") from None
+        binaries = find(int(meta["major"]))
+        return cls(root=root, port=int(meta["port"]), binaries=binaries, superuser=meta["superuser"],
+                   os_user=server_os_user(), settings=dict(meta.get("settings", {})))  # fmt: skip
+
+    def _save_meta(self) -> None:
+        meta = {"port": self.port, "major": self.binaries.major, "superuser": self.superuser,
+                "settings": self.settings}  # fmt: skip
+        (self.root / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    def _check_reachable(self) -> None:
+        """As root, the server's OS user must be able to write here (initdb fails obscurely otherwise)."""
+        if not self.os_user:
+            return
+        self._chown(self.root)
+        probe = subprocess.run(["test", "-w", str(self.root)], user=self.os_user, capture_output=True)
+        if probe.returncode != 0:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise PreconditionError(
+                f"OS user {self.os_user!r} cannot reach {self.root}",
+                hint=f"choose a directory every parent of which {self.os_user!r} may traverse "
+                "(e.g. under /tmp or /var/lib), or chmod o+x the parents",
+            )
 
     def _run(self, argv: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
@@ -182,6 +216,8 @@ class LocalInstance:
     def write_settings(self, extra: dict[str, str]) -> None:
         """(Re)write our include file; takes effect at the next start or reload."""
         self.settings.update(extra)
+        if (self.root / META_FILE).exists():
+            self._save_meta()
         base = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
@@ -218,6 +254,13 @@ class LocalInstance:
         self._run(
             [self.binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"], timeout=120
         )
+
+    def promote(self) -> None:
+        """End recovery of a standby (idempotent: a primary stays a primary)."""
+        signal = self.data_dir / "standby.signal"
+        if not signal.exists():
+            return
+        self._run([self.binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-w", "promote"], timeout=120)
 
     def restart(self) -> None:
         self.stop()

@@ -1,0 +1,71 @@
+"""``consolidator execute`` and ``consolidator cutover``: run a plan's steps, journaled and resumable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from consolidator.cli.progress import make_sink
+from consolidator.engine.executor import ExecuteOptions, execute
+from consolidator.errors import ConfigError
+from consolidator.report.format import human_duration
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("execute", help="migrate every app of a plan: copy, cutover, verification",
+                       description="Run the plan: provision targets, copy, fence, verify and cut over each app. "
+                                   "Every step is journaled in DIR/state.json; --resume continues after a crash.")
+    p.add_argument("plan_dir", metavar="DIR")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (required without a TTY)")
+    p.add_argument("--app", action="append", default=[], metavar="APP", help="only this app (repeatable)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue a half-finished run")
+    group.add_argument("--restart", action="store_true", help="undo a half-finished run and start over")
+    p.add_argument("--force", action="store_true", help="accept target databases that already hold tables")
+    p.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel copy/index workers (default 4)")
+    p.add_argument("--json", action="store_true", help="NDJSON events on stdout")
+    p.add_argument("--source", metavar="DSN", help="source DSN with credentials (default: the plan's conninfo)")
+    p.set_defaults(func=run)
+    c = sub.add_parser("cutover", help="finish one app: fence, drain, verify, switch (resumes its run)")
+    c.add_argument("plan_dir", metavar="DIR")
+    c.add_argument("--app", required=True, metavar="APP")
+    c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    c.add_argument("--json", action="store_true", help="NDJSON events on stdout")
+    c.add_argument("--jobs", type=int, default=4, metavar="N")
+    c.add_argument("--source", metavar="DSN")
+    c.set_defaults(func=run_cutover)
+
+
+def _confirm(args: argparse.Namespace, what: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{what} changes servers and needs confirmation", hint="add --yes when not on a terminal")
+    answer = input(f"{what}? Only 'yes' will be accepted: ")
+    if answer.strip() != "yes":
+        raise ConfigError("cancelled", hint="answer 'yes' to proceed")
+
+
+def _report(result: object, json_mode: bool) -> int:
+    ok = getattr(result, "ok", False)
+    if not json_mode:
+        for app in getattr(result, "apps", []):
+            line = f"{app.name}: {app.state} ({human_duration(app.seconds)})"
+            print(line + (f" — {app.error}" if app.error else ""), file=sys.stderr)
+    return 0 if ok else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    _confirm(args, f"Execute the plan in {args.plan_dir}")
+    opts = ExecuteOptions(jobs=args.jobs, force=args.force, apps=args.app, resume=args.resume,
+                          restart=args.restart, source_dsn=args.source)  # fmt: skip
+    result = execute(Path(args.plan_dir), opts, sink=make_sink(args.json, args.quiet))
+    return _report(result, args.json)
+
+
+def run_cutover(args: argparse.Namespace) -> int:
+    _confirm(args, f"Cut over {args.app}")
+    opts = ExecuteOptions(jobs=args.jobs, apps=[args.app], resume=True, source_dsn=args.source)
+    result = execute(Path(args.plan_dir), opts, sink=make_sink(args.json, args.quiet))
+    return _report(result, args.json)

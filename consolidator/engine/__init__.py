@@ -1,0 +1,1 @@
+"""The migration engine: providers, strategies, journal, cutover."""

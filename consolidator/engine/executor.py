@@ -1,0 +1,183 @@
+"""Execute a plan: every app's steps in order, journaled, resumable after a crash at any point."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from consolidator.engine import fence
+from consolidator.engine.journal import Journal, exclusive, plan_digest
+from consolidator.engine.provider import Provider, provider_for
+from consolidator.engine.run import AppRun, RunOptions
+from consolidator.engine.strategy import Strategy
+from consolidator.errors import ConfigError, ConsolidatorError, PreconditionError
+from consolidator.events import EventSink, emit
+from consolidator.pg.connect import connect, redact
+from consolidator.plan.fingerprint import ensure_fresh
+from consolidator.plan.model import App, Plan
+from consolidator.plan.store import load_plan
+
+DONE_STATES = ("cut_over", "finalized")
+
+
+def strategy_for(app: App) -> Strategy:
+    from consolidator.engine.dump import DumpStrategy
+
+    strategies: dict[str, type[Strategy]] = {"dump": DumpStrategy}
+    try:
+        return strategies[app.strategy.name]()
+    except KeyError:
+        raise ConfigError(
+            f"strategy {app.strategy.name!r} of app {app.name} cannot be executed by this version",
+            hint="available: " + ", ".join(sorted(strategies)) + "; change it in the plan",
+        ) from None
+
+
+@dataclass
+class ExecuteOptions(RunOptions):
+    apps: list[str] = field(default_factory=list)
+    resume: bool = False
+    restart: bool = False
+    source_dsn: str | None = None
+
+
+@dataclass
+class AppOutcome:
+    name: str
+    state: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class ExecuteResult:
+    apps: list[AppOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.state in DONE_STATES for a in self.apps)
+
+
+def selected_apps(plan: Plan, names: list[str]) -> list[App]:
+    if not names:
+        return list(plan.apps)
+    out = []
+    for name in names:
+        try:
+            out.append(plan.app(name))
+        except KeyError:
+            raise ConfigError(f"--app {name}: not in the plan", hint="apps: " + ", ".join(a.name for a in plan.apps)) \
+                from None  # fmt: skip
+    return out
+
+
+def local_root(plan: Plan, plan_dir: Path) -> Path:
+    return Path(plan.target.local_root) if plan.target.local_root else plan_dir / "targets"
+
+
+def make_provider(plan: Plan, plan_dir: Path) -> Provider:
+    if plan.target.provider == "local":
+        from consolidator.engine.local import LocalProvider
+
+        return LocalProvider(local_root(plan, plan_dir))
+    return provider_for(plan)
+
+
+def preflight_source(dsn: str) -> None:
+    """The engine reads password hashes and fences other sessions: it needs a superuser."""
+    with connect(dsn, dbname="postgres") as conn:
+        row = conn.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    if not row or not row[1]:
+        user = row[0] if row else "?"
+        raise PreconditionError(
+            f"role {user!r} is not a superuser on the source",
+            hint="execute needs a superuser (it copies password hashes and fences app sessions)",
+        )
+
+
+def _prepare_journal(plan_dir: Path, plan: Plan, opts: ExecuteOptions, provider: Provider, source: str) -> Journal:
+    journal = Journal.load(plan_dir)
+    if journal is not None and opts.restart:
+        _restart(plan, journal, provider, source, plan_dir)
+        journal = None
+    if journal is not None and not opts.resume:
+        unfinished = [a.name for a in journal.state.apps.values() if a.state not in (*DONE_STATES, "rolled_back")]
+        if unfinished:
+            raise PreconditionError(
+                f"a previous run did not finish ({', '.join(unfinished)})",
+                hint="continue it with execute --resume, or start over with execute --restart",
+            )
+    if journal is not None and journal.state.plan_sha256 != plan_digest(plan_dir):
+        raise PreconditionError("the plan changed since this run started",
+                                hint="start over with execute --restart")  # fmt: skip
+    if journal is None:
+        journal = Journal.create(plan_dir, [a.name for a in plan.apps])
+    return journal
+
+
+def _restart(plan: Plan, journal: Journal, provider: Provider, source: str, plan_dir: Path) -> None:
+    """Undo a half-finished run: unfence sources, remove targets; refuse when an app is cut over."""
+    live = [a.name for a in journal.state.apps.values() if a.state in DONE_STATES]
+    if live:
+        raise PreconditionError(f"apps already cut over: {', '.join(live)}",
+                                hint="use rollback per app first; --restart would drop live targets")  # fmt: skip
+    for state in journal.state.apps.values():
+        for dbname, record in state.fence.items():
+            fence.restore_acl(source, dbname, record)
+        app = next((a for a in plan.apps if a.name == state.name), None)
+        if app is not None:
+            provider.teardown(plan, app)
+    journal.path.unlink(missing_ok=True)
+    shutil.rmtree(plan_dir / "work", ignore_errors=True)
+
+
+def execute(plan_dir: Path, opts: ExecuteOptions, sink: EventSink | None = None) -> ExecuteResult:
+    plan = load_plan(plan_dir)
+    source = opts.source_dsn or plan.source.conninfo
+    apps = selected_apps(plan, opts.apps)
+    strategies = {a.name: strategy_for(a) for a in apps}
+    ensure_fresh(plan, source)
+    preflight_source(source)
+    provider = make_provider(plan, plan_dir)
+    result = ExecuteResult()
+    with exclusive(plan_dir):
+        journal = _prepare_journal(plan_dir, plan, opts, provider, source)
+        for app in apps:
+            result.apps.append(_run_app(plan, app, strategies[app.name], plan_dir, source, provider, journal, opts,
+                                        sink))  # fmt: skip
+    emit(sink, "summary", "execute finished", apps=[a.__dict__ for a in result.apps], ok=result.ok)
+    return result
+
+
+def _run_app(plan: Plan, app: App, strategy: Strategy, plan_dir: Path, source: str, provider: Provider,
+             journal: Journal, opts: ExecuteOptions, sink: EventSink | None) -> AppOutcome:  # fmt: skip
+    state = journal.app(app.name)
+    if state.state in DONE_STATES:
+        emit(sink, "log", f"{app.name}: already {state.state}")
+        return AppOutcome(app.name, state.state, 0.0)
+    run = AppRun(plan=plan, app=app, plan_dir=plan_dir, source_dsn=source, provider=provider, journal=journal,
+                 options=opts, sink=sink)  # fmt: skip
+    started = time.monotonic()
+    journal.update(lambda s: setattr(s.apps[app.name], "state", "running"))
+    try:
+        for step in app.steps:
+            if journal.is_done(app.name, step.name):
+                continue
+            emit(sink, "step_start", f"{app.name}: {step.name}", step_id=step.id, app=app.name, step=step.name,
+                 estimated_seconds=step.estimated_seconds)  # fmt: skip
+            step_started = time.monotonic()
+            with journal.run_step(app.name, step.name):
+                strategy.run_step(run, step.name)
+            emit(sink, "step_complete", f"{app.name}: {step.name} done", step_id=step.id, app=app.name,
+                 step=step.name, seconds=round(time.monotonic() - step_started, 3))  # fmt: skip
+    except (ConsolidatorError, psycopg.Error) as exc:
+        message = exc.message if isinstance(exc, ConsolidatorError) else redact(str(exc).strip().splitlines()[0])
+        hint = exc.hint if isinstance(exc, ConsolidatorError) else "fix the cause, then execute --resume"
+        journal.update(lambda s: setattr(s.apps[app.name], "state", "failed"))
+        emit(sink, "step_errored", f"{app.name}: {message}", level="error", app=app.name, hint=hint)
+        return AppOutcome(app.name, "failed", time.monotonic() - started, message)
+    return AppOutcome(app.name, journal.app(app.name).state, time.monotonic() - started)

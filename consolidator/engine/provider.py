@@ -1,0 +1,70 @@
+"""Target providers: where an app's cluster lives (local instances, CloudNativePG on Kubernetes).
+
+The engine talks to every provider through this one small interface and never knows which one it
+drives. Methods are idempotent: calling ``provision`` for a cluster that exists returns it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from consolidator.plan.model import App, Plan
+
+
+@dataclass
+class TargetHandle:
+    """How the engine reaches a provisioned target: admin conninfo without password + passfile."""
+
+    cluster: str
+    conninfo: str  # superuser, database "postgres"; the password lives in ``passfile``
+    passfile: str | None
+    major: int
+    superuser: str = "postgres"
+    app_conninfo: str | None = None  # what applications should use after the switch
+
+
+class Provider(ABC):
+    """Create, reach, promote and remove one target cluster per app.
+
+    Critical (data-affecting): ``provision``, ``promote``, ``teardown``.
+    Read-only: ``describe``.
+    """
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def provision(self, plan: Plan, app: App) -> TargetHandle:
+        """Create the cluster from the app's sizing and wait until it accepts connections."""
+
+    @abstractmethod
+    def describe(self, plan: Plan, app: App) -> TargetHandle | None:
+        """The handle of an existing cluster, or None when it was never provisioned."""
+
+    @abstractmethod
+    def wait_ready(self, plan: Plan, app: App, timeout: float = 120) -> TargetHandle:
+        """Block until the cluster accepts connections (starting it when stopped)."""
+
+    @abstractmethod
+    def promote(self, plan: Plan, app: App) -> None:
+        """Make a standby target a primary (physical strategy)."""
+
+    @abstractmethod
+    def teardown(self, plan: Plan, app: App) -> bool:
+        """Stop and remove the cluster; True when something was removed."""
+
+
+def provider_for(plan: Plan) -> Provider:
+    """The provider a plan asks for; lists the available ones when unknown."""
+    from consolidator.engine.local import LocalProvider
+
+    providers: dict[str, type[Provider]] = {"local": LocalProvider}
+    try:
+        return providers[plan.target.provider]()
+    except KeyError:
+        from consolidator.errors import ConfigError
+
+        raise ConfigError(
+            f"target provider {plan.target.provider!r} cannot execute plans yet",
+            hint="available: " + ", ".join(sorted(providers)),
+        ) from None

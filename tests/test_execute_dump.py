@@ -1,0 +1,122 @@
+"""End to end on real servers: plan → execute (dump) → verify → status → rollback → teardown, and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consolidator.demo.legacy import create_legacy_databases
+from consolidator.pg.connect import connect
+from tests.harness import Server, running_server
+from tests.test_cli import REPO, cli
+
+
+@pytest.fixture()
+def source() -> Iterator[Server]:
+    with running_server(15, {"wal_level": "logical"}) as server:
+        create_legacy_databases(server.dsn, scale_mb=3, passwords=server.add_password)
+        yield server
+
+
+@pytest.fixture()
+def local_root() -> Iterator[Path]:
+    """Target instances run as an unprivileged user: their root must be reachable by it."""
+    root = Path(tempfile.mkdtemp(prefix="consolidator-targets-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def make_plan(source: Server, local_root: Path, out: Path, *dbs: str) -> None:
+    args = ["plan", "--source", source.dsn, "--out", str(out), "--target", "local", "--local-root",
+            str(local_root), "--sample-seconds", "0", "--strategy", "dump"]  # fmt: skip
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+
+
+def status(out: Path) -> dict:  # type: ignore[type-arg]
+    result = cli("status", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def count(conninfo: str, dbname: str, table: str) -> int:
+    with connect(conninfo, dbname=dbname) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_dump_end_to_end(source: Server, local_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    make_plan(source, local_root, out)
+    result = cli("execute", str(out), "--yes")
+    assert result.returncode == 0, result.stderr
+    doc = status(out)
+    for app in doc["apps"]:
+        assert app["state"] == "cut_over", app
+        names = [s["name"] for s in app["steps"]]
+        assert {"schema", "copy", "indexes", "cutover", "verify"} <= set(names)
+        assert all(s["state"] == "done" for s in app["steps"])
+        assert app["target"]["conninfo"] and "password" not in app["target"]["conninfo"]
+        assert app["target"]["passfile"] and oct(os.stat(app["target"]["passfile"]).st_mode & 0o777) == "0o600"
+    masto = next(a for a in doc["apps"] if a["name"] == "mastodon_production")
+    target = masto["target"]["conninfo"]
+    assert count(target, "mastodon_production", "statuses") == count(source.dsn, "mastodon_production", "statuses")
+    # the source is fenced: the app role cannot connect any more
+    with pytest.raises(Exception, match="CONNECT"):
+        connect(source.conninfo("mastodon_production", "mastodon")).close()
+    # the target is open to the app role with its original password (same SCRAM hash)
+    with _as_role(target, "mastodon_production", "mastodon", source) as conn:
+        assert conn.execute("SELECT count(*) FROM statuses").fetchone()[0] > 0
+    assert cli("verify", str(out)).returncode == 0
+    rb = cli("rollback", str(out), "--app", "mastodon_production")
+    assert rb.returncode == 0, rb.stderr
+    connect(source.conninfo("mastodon_production", "mastodon")).close()  # open again
+    td = cli("teardown", str(out), "--yes", "--force")
+    assert td.returncode == 0, td.stderr
+    assert not any(local_root.iterdir())
+
+
+def _as_role(target_conninfo: str, dbname: str, role: str, source: Server):  # type: ignore[no-untyped-def]
+    """Connect to the target as an app role using the password the source's pgpass holds for it."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from consolidator.pg.connect import lookup_passfile
+
+    src = conninfo_to_dict(source.dsn)
+    password = lookup_passfile(src["passfile"], {**src, "user": role, "dbname": dbname})
+    params = {k: v for k, v in conninfo_to_dict(target_conninfo).items() if k != "passfile"}
+    return connect(make_conninfo(**{**params, "user": role, "dbname": dbname, "password": password}))
+
+
+def test_refuses_half_finished_run_and_resumes_after_kill(source: Server, local_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    make_plan(source, local_root, out)
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "consolidator", "execute", str(out), "--yes", "--app",
+                             "mastodon_production"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    state = out / "state.json"
+    while time.monotonic() < deadline:
+        if state.exists() and '"copy"' in state.read_text() and '"running"' in state.read_text():
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = cli("execute", str(out), "--yes")
+    assert again.returncode == 4 and "--resume" in again.stderr
+    resumed = cli("execute", str(out), "--yes", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert all(a["state"] == "cut_over" for a in status(out)["apps"])
+    assert cli("verify", str(out)).returncode == 0
+    cli("teardown", str(out), "--yes", "--force")
