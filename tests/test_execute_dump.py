@@ -20,11 +20,32 @@ from consolidator.pg.connect import connect
 from tests.harness import Server, running_server
 from tests.test_cli import REPO, cli
 
+TRICKY_DB = 'Ünï "quoted" db'
+
+
+def add_tricky_database(server: Server) -> None:
+    """Identifiers with spaces, quotes, upper case and non-ASCII, in names of roles, databases and columns."""
+    with connect(server.dsn) as conn:
+        conn.execute("CREATE ROLE \"o'brien\" LOGIN PASSWORD 'ob-secret'")
+        conn.execute('CREATE ROLE "Wiki Admin" NOLOGIN')
+        conn.execute('CREATE DATABASE "Ünï ""quoted"" db" OWNER "o\'brien"')
+    server.add_password("o'brien", "ob-secret")
+    with connect(server.dsn, dbname=TRICKY_DB) as conn:
+        conn.execute("SET ROLE \"o'brien\"")
+        conn.execute('CREATE SCHEMA "Sales Ünï"')
+        conn.execute('CREATE TABLE "Sales Ünï"."Mixed Case" (id int PRIMARY KEY, "quoted ""name""" text, '
+                     '"Ärger" numeric(10,2))')
+        conn.execute('INSERT INTO "Sales Ünï"."Mixed Case" '
+                     "SELECT g, 'n' || g, g / 7.0 FROM generate_series(1, 500) g")
+        conn.execute('GRANT USAGE ON SCHEMA "Sales Ünï" TO "Wiki Admin"')
+        conn.execute('GRANT SELECT ("quoted ""name""") ON "Sales Ünï"."Mixed Case" TO "Wiki Admin"')
+
 
 @pytest.fixture()
 def source() -> Iterator[Server]:
     with running_server(15, {"wal_level": "logical"}) as server:
         create_legacy_databases(server.dsn, scale_mb=3, passwords=server.add_password)
+        add_tricky_database(server)
         yield server
 
 
@@ -119,4 +140,34 @@ def test_refuses_half_finished_run_and_resumes_after_kill(source: Server, local_
     assert resumed.returncode == 0, resumed.stderr
     assert all(a["state"] == "cut_over" for a in status(out)["apps"])
     assert cli("verify", str(out)).returncode == 0
+    cli("teardown", str(out), "--yes", "--force")
+
+
+def test_refusals_leave_everything_untouched(source: Server, local_root: Path, tmp_path: Path) -> None:
+    """A non-superuser source and a non-empty target are refused (exit 4); nothing gets fenced."""
+    out = tmp_path / "plan"
+    make_plan(source, local_root, out)
+    with connect(source.dsn) as conn:
+        conn.execute("CREATE ROLE auditor LOGIN PASSWORD 'a-secret' IN ROLE pg_monitor")
+    from psycopg.conninfo import make_conninfo
+
+    weak = make_conninfo(source.dsn, user="auditor")
+    source.add_password("auditor", "a-secret")
+    refused = cli("execute", str(out), "--yes", "--source", weak)
+    assert refused.returncode == 4 and "not a superuser" in refused.stderr
+    assert not (out / "state.json").exists()
+    # a target database that already holds tables is refused without --force
+    from consolidator.engine.executor import make_provider
+    from consolidator.plan.store import load_plan
+
+    plan = load_plan(out)
+    app = plan.app("keycloak")
+    handle = make_provider(plan, out).provision(plan, app)
+    with connect(handle.conninfo) as conn:
+        conn.execute("CREATE DATABASE keycloak")
+    with connect(handle.conninfo, dbname="keycloak") as conn:
+        conn.execute("CREATE TABLE leftover (id int)")
+    result = cli("execute", str(out), "--yes", "--app", "keycloak")
+    assert result.returncode == 4 and "--force" in result.stderr, result.stderr
+    connect(source.conninfo("keycloak", "grafana_reader")).close()  # the source was not left fenced
     cli("teardown", str(out), "--yes", "--force")

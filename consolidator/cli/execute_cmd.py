@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from consolidator.cli.output import stderr_console
 from consolidator.cli.progress import make_sink
-from consolidator.engine.executor import ExecuteOptions, execute
+from consolidator.cli.render import emit_table
+from consolidator.engine.executor import ExecuteOptions, ExecuteResult, execute
 from consolidator.errors import ConfigError
-from consolidator.report.format import human_duration
+from consolidator.report.format import human_bytes, human_duration
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,13 +49,23 @@ def _confirm(args: argparse.Namespace, what: str) -> None:
         raise ConfigError("cancelled", hint="answer 'yes' to proceed")
 
 
-def _report(result: object, json_mode: bool) -> int:
-    ok = getattr(result, "ok", False)
+def _report(result: ExecuteResult, json_mode: bool) -> int:
+    """Summary tables at the end (steps and tables per app) on stderr, then one line per app."""
     if not json_mode:
-        for app in getattr(result, "apps", []):
+        con = stderr_console()
+        for app in result.summary.get("apps", []):  # type: ignore[union-attr]
+            steps = [[s["name"], s["state"], human_duration(s["seconds"]), human_duration(s["estimated_seconds"])]
+                     for s in app["steps"]]  # fmt: skip
+            emit_table(con, f"{app['name']} ({app['strategy']}): {app['state']}",
+                       ["step", "state", "took", "estimate"], steps)  # fmt: skip
+            tables = [[t["database"], t["table"], str(t["rows"]), human_bytes(t["bytes"]), human_duration(t["seconds"])]
+                      for t in app["tables"][:20]]  # fmt: skip
+            if tables:
+                emit_table(con, None, ["database", "table", "rows", "bytes", "took"], tables)
+        for app in result.apps:
             line = f"{app.name}: {app.state} ({human_duration(app.seconds)})"
             print(line + (f" — {app.error}" if app.error else ""), file=sys.stderr)
-    return 0 if ok else 1
+    return result.exit_code
 
 
 def run(args: argparse.Namespace) -> int:

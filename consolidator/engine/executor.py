@@ -14,7 +14,8 @@ from consolidator.engine.journal import Journal, exclusive, plan_digest
 from consolidator.engine.provider import Provider, provider_for
 from consolidator.engine.run import AppRun, RunOptions
 from consolidator.engine.strategy import Strategy
-from consolidator.errors import ConfigError, ConsolidatorError, PreconditionError
+from consolidator.engine.summary import write_summary
+from consolidator.errors import ConfigError, ConsolidatorError, PreconditionError, exit_code_for
 from consolidator.events import EventSink, emit
 from consolidator.pg.connect import connect, redact
 from consolidator.plan.fingerprint import ensure_fresh
@@ -51,15 +52,24 @@ class AppOutcome:
     state: str
     seconds: float
     error: str | None = None
+    exit_code: int = 0  # the documented code of the error that stopped the app
 
 
 @dataclass
 class ExecuteResult:
     apps: list[AppOutcome] = field(default_factory=list)
+    summary: dict[str, object] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return all(a.state in DONE_STATES for a in self.apps)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every app is cut over; else the first failure's code (4 refused, 5 connection, 1 other)."""
+        if self.ok:
+            return 0
+        return next((a.exit_code for a in self.apps if a.exit_code), 1)
 
 
 def selected_apps(plan: Plan, names: list[str]) -> list[App]:
@@ -140,8 +150,8 @@ def execute(plan_dir: Path, opts: ExecuteOptions, sink: EventSink | None = None)
     source = opts.source_dsn or plan.source.conninfo
     apps = selected_apps(plan, opts.apps)
     strategies = {a.name: strategy_for(a) for a in apps}
-    ensure_fresh(plan, source)
     preflight_source(source)
+    ensure_fresh(plan, source)
     provider = make_provider(plan, plan_dir)
     result = ExecuteResult()
     with exclusive(plan_dir):
@@ -149,6 +159,7 @@ def execute(plan_dir: Path, opts: ExecuteOptions, sink: EventSink | None = None)
         for app in apps:
             result.apps.append(_run_app(plan, app, strategies[app.name], plan_dir, source, provider, journal, opts,
                                         sink))  # fmt: skip
+        result.summary = write_summary(plan, journal, plan_dir)
     emit(sink, "summary", "execute finished", apps=[a.__dict__ for a in result.apps], ok=result.ok)
     return result
 
@@ -179,5 +190,6 @@ def _run_app(plan: Plan, app: App, strategy: Strategy, plan_dir: Path, source: s
         hint = exc.hint if isinstance(exc, ConsolidatorError) else "fix the cause, then execute --resume"
         journal.update(lambda s: setattr(s.apps[app.name], "state", "failed"))
         emit(sink, "step_errored", f"{app.name}: {message}", level="error", app=app.name, hint=hint)
-        return AppOutcome(app.name, "failed", time.monotonic() - started, message)
+        code = int(exit_code_for(exc)) if isinstance(exc, ConsolidatorError) else 1
+        return AppOutcome(app.name, "failed", time.monotonic() - started, message, code)
     return AppOutcome(app.name, journal.app(app.name).state, time.monotonic() - started)

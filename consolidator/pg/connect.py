@@ -139,8 +139,10 @@ def translate_connect_error(exc: psycopg.OperationalError, dsn: str) -> Exceptio
         return PreconditionError(f"{where}: {text}", hint="check the database name (dbname=)")
     if "does not exist" in lowered and "role" in lowered:
         return ConnectionFailure(f"{where}: {text}", hint="check the user name (user=)")
-    if "permission denied" in lowered or "not permitted to log in" in lowered:
-        return ConnectionFailure(f"{where}: {text}", hint="grant CONNECT/LOGIN to this role")
+    if "not permitted to log in" in lowered:
+        return ConnectionFailure(f"{where}: {text}", hint="ALTER ROLE … LOGIN, or use another role")
+    if "permission denied" in lowered or "connect privilege" in lowered:
+        return PreconditionError(f"{where}: no CONNECT privilege", hint="GRANT CONNECT ON DATABASE to this role")
     if "pg_hba.conf" in lowered:
         return ConnectionFailure(f"{where}: {text}", hint="add a pg_hba.conf entry for this host and role")
     return ConnectionFailure(
