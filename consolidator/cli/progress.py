@@ -47,31 +47,34 @@ class PlainSink:
 
     def __init__(self) -> None:
         self._last_beat = 0.0
+        self._last_message: str | None = None
 
     def __call__(self, event: Event) -> None:
+        text = self.render(event)
+        if text:
+            print(text, file=sys.stderr)
+
+    def render(self, event: Event) -> str | None:
+        """The line for an event, or None while a heartbeat is not due."""
         f = event.fields
-        if event.type == "step_progress" and "rows" not in f:
-            now = time.monotonic()
-            if now - self._last_beat < HEARTBEAT_SECONDS:
-                return
-            self._last_beat = now
-            done, total = int(f.get("bytes", 0)), int(f.get("bytes_total", 0))
+        if event.type != "step_progress" or "rows" in f:
+            return _plain(event)
+        now = time.monotonic()
+        first = event.message != self._last_message and "phase" in f
+        if not first and now - self._last_beat < HEARTBEAT_SECONDS:
+            return None
+        self._last_beat, self._last_message = now, event.message
+        if "bytes_total" in f and "bytes" in f:
+            done, total = int(f["bytes"]), int(f["bytes_total"])
             elapsed = float(f.get("elapsed_seconds", 0))
             rate = human_bytes(int(f.get("rate", 0)))
-            line = f"{human_bytes(done)}/{human_bytes(total)} {rate}/s eta {_eta(done, total, elapsed)}"
-            print(f"  {event.message}: {line}", file=sys.stderr)
-            return
-        if event.type == "step_progress":
-            print(f"  ✓ {f.get('table')} {f.get('rows')} rows {human_bytes(int(f.get('bytes', 0)))} "
-                  f"{human_duration(float(f.get('seconds', 0)))}", file=sys.stderr)  # fmt: skip
-            return
-        if event.type == "step_complete":
-            print(f"{event.message} in {human_duration(float(f.get('seconds', 0)))}", file=sys.stderr)
-            return
-        prefix = "error: " if event.level == "error" else ""
-        print(f"{prefix}{event.message}", file=sys.stderr)
-        if event.type == "step_errored" and f.get("hint"):
-            print(f"  hint: {f['hint']}", file=sys.stderr)
+            eta = _eta(done, total, elapsed)
+            return f"  {event.message}: {human_bytes(done)}/{human_bytes(total)} {rate}/s eta {eta}"
+        if "done" in f and "total" in f:
+            return f"  {event.message}: {f['done']}/{f['total']}"
+        if "lag_bytes" in f:
+            return f"  {event.message}: lag {human_bytes(int(f['lag_bytes']))}"
+        return f"  {event.message}"
 
 
 class RichSink:
@@ -83,6 +86,7 @@ class RichSink:
                                  TransferSpeedColumn(), TimeRemainingColumn(), console=self.console,
                                  transient=True)  # fmt: skip
         self._tasks: dict[str, Any] = {}
+        self._lines = PlainSink()
 
     def __call__(self, event: Event) -> None:
         f = event.fields
@@ -98,7 +102,7 @@ class RichSink:
             self.progress.remove_task(self._tasks.pop(step))
             if not self._tasks:
                 self.progress.stop()
-        text = _plain(event)
+        text = self._lines.render(event)
         if text:
             self.progress.console.print(text, highlight=False, markup=False)
 
