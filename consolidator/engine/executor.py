@@ -27,8 +27,11 @@ DONE_STATES = ("cut_over", "finalized")
 
 def strategy_for(app: App) -> Strategy:
     from consolidator.engine.dump import DumpStrategy
+    from consolidator.engine.logical import LogicalStrategy
+    from consolidator.engine.physical import PhysicalStrategy
 
-    strategies: dict[str, type[Strategy]] = {"dump": DumpStrategy}
+    strategies: dict[str, type[Strategy]] = {"dump": DumpStrategy, "logical": LogicalStrategy,
+                                            "physical": PhysicalStrategy}
     try:
         return strategies[app.strategy.name]()
     except KeyError:
@@ -136,9 +139,13 @@ def _restart(plan: Plan, journal: Journal, provider: Provider, source: str, plan
         raise PreconditionError(f"apps already cut over: {', '.join(live)}",
                                 hint="use rollback per app first; --restart would drop live targets")  # fmt: skip
     for state in journal.state.apps.values():
+        app = next((a for a in plan.apps if a.name == state.name), None)
+        if app is not None:
+            handle = provider.describe(plan, app)
+            strategy_for(app).remove_replication(plan, app, source, handle.conninfo if handle else None,
+                                                 state.facts, final=False)  # fmt: skip
         for dbname, record in state.fence.items():
             fence.restore_acl(source, dbname, record)
-        app = next((a for a in plan.apps if a.name == state.name), None)
         if app is not None:
             provider.teardown(plan, app)
     journal.path.unlink(missing_ok=True)

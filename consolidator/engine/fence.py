@@ -36,8 +36,15 @@ def _grantee_names(conn: Any, oid: int) -> list[str]:
     return sorted({r[0] for r in rows})
 
 
+def read_acl(admin_dsn: str, dbname: str) -> dict[str, Any]:
+    """What :func:`restore_acl` needs to undo a close: journal it *before* closing."""
+    with connect(admin_dsn, dbname="postgres") as conn:
+        _, owner, acl = _acl(conn, dbname)
+        return {"acl": acl, "owner": owner}
+
+
 def close_database(admin_dsn: str, dbname: str, *, terminate: bool = True, timeout: float = 30) -> dict[str, Any]:
-    """Revoke CONNECT from PUBLIC and every non-superuser; end their sessions. Returns what to undo."""
+    """Revoke CONNECT from PUBLIC and every non-superuser; end their sessions. Returns the ACL it found."""
     with connect(admin_dsn, dbname="postgres") as conn:
         oid, owner, acl = _acl(conn, dbname)
         record = {"acl": acl, "owner": owner}

@@ -8,7 +8,7 @@ from typing import Any
 from psycopg import sql
 
 from consolidator.engine import fence
-from consolidator.engine.executor import DONE_STATES, make_provider, selected_apps
+from consolidator.engine.executor import DONE_STATES, make_provider, selected_apps, strategy_for
 from consolidator.engine.hooks import run_hooks
 from consolidator.engine.journal import Journal, exclusive
 from consolidator.errors import PreconditionError
@@ -61,12 +61,16 @@ def rollback(plan_dir: Path, app_name: str, sink: EventSink | None = None) -> No
             raise PreconditionError(f"{app.name} is finalized: the source may be gone",
                                     hint="rollback is only possible before finalize")  # fmt: skip
         provider = make_provider(plan, plan_dir)
+        strategy = strategy_for(app)
         handle = provider.describe(plan, app)
-        if handle is not None and state.hooks_run:
-            run_hooks(app, provider.wait_ready(plan, app), "rollback")
+        target = provider.wait_ready(plan, app) if handle is not None else None
+        if target is not None and state.hooks_run:
+            run_hooks(app, target, "rollback")
             journal.update(lambda s: s.apps[app.name].hooks_run.clear())
-        if handle is not None:
-            target = provider.wait_ready(plan, app)
+        for line in strategy.remove_replication(plan, app, plan.source.conninfo,
+                                                target.conninfo if target else None, state.facts, final=False):
+            emit(sink, "log", f"{app.name}: {line}")
+        if target is not None:
             for db in app.databases:
                 if db.target in state.target_fence:
                     fence.close_database(target.conninfo, db.target)
@@ -77,9 +81,10 @@ def rollback(plan_dir: Path, app_name: str, sink: EventSink | None = None) -> No
         def mark(s: Any) -> None:
             a = s.apps[app.name]
             a.fence.clear()
-            a.state = "rolled_back"
-            for name in ("fence", "cutover", "verify"):
+            a.state, a.verified = "rolled_back", False
+            for name in strategy.reset_after_rollback:
                 a.steps.pop(name, None)
+            a.facts.pop(strategy.name, None)
 
         journal.update(mark)
 
@@ -97,6 +102,12 @@ def finalize(plan_dir: Path, app_name: str, *, drop_source: bool = False, confir
         if drop_source and confirm != app.name:
             raise PreconditionError(f"--drop-source needs the app name typed: --confirm {app.name}",
                                     hint="the source databases are dropped for good")  # fmt: skip
+        provider = make_provider(plan, plan_dir)
+        handle = provider.describe(plan, app)
+        for line in strategy_for(app).remove_replication(plan, app, plan.source.conninfo,
+                                                         handle.conninfo if handle else None, state.facts,
+                                                         final=True):  # fmt: skip
+            emit(sink, "log", f"{app.name}: {line}")
         if drop_source:
             with connect(plan.source.conninfo, dbname="postgres") as conn:
                 for db in app.databases:
@@ -118,6 +129,12 @@ def teardown(plan_dir: Path, *, force: bool = False, apps: list[str] | None = No
             if state and state.state in DONE_STATES and not force:
                 raise PreconditionError(f"{app.name} is {state.state}: its target holds the live data",
                                         hint="add --force to remove it anyway")  # fmt: skip
+            if state is not None and state.state not in DONE_STATES:
+                handle = provider.describe(plan, app)
+                for line in strategy_for(app).remove_replication(plan, app, plan.source.conninfo,
+                                                                 handle.conninfo if handle else None, state.facts,
+                                                                 final=False):  # fmt: skip
+                    emit(sink, "log", f"{app.name}: {line}")  # slots would retain WAL on the source
             for dbname, record in (state.fence.items() if state and state.state not in DONE_STATES else []):
                 fence.restore_acl(plan.source.conninfo, dbname, record)  # never leave a source fenced
                 emit(sink, "log", f"{app.name}: {dbname} open again on the source")

@@ -7,8 +7,10 @@ drives. Methods are idempotent: calling ``provision`` for a cluster that exists 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from consolidator.errors import ConfigError
 from consolidator.plan.model import App, Plan
 
 
@@ -24,10 +26,15 @@ class TargetHandle:
     app_conninfo: str | None = None  # what applications should use after the switch
 
 
+def standby_name(app: App) -> str:
+    """The application_name a standby of ``app`` streams with (how the source lists it)."""
+    return f"consolidator-{app.cluster_name}"
+
+
 class Provider(ABC):
     """Create, reach, promote and remove one target cluster per app.
 
-    Critical (data-affecting): ``provision``, ``promote``, ``teardown``.
+    Critical (data-affecting): ``provision``, ``provision_standby``, ``promote``, ``teardown``.
     Read-only: ``describe``.
     """
 
@@ -36,6 +43,18 @@ class Provider(ABC):
     @abstractmethod
     def provision(self, plan: Plan, app: App) -> TargetHandle:
         """Create the cluster from the app's sizing and wait until it accepts connections."""
+
+    def provision_standby(
+        self, plan: Plan, app: App, source_dsn: str, *, progress: Callable[[int, int], None] | None = None
+    ) -> TargetHandle:
+        """Build the cluster as a streaming standby of the whole source (physical strategy), streaming on return.
+
+        The clone has the source's roles and passwords, so the handle logs in as the source DSN's
+        superuser. ``progress(done_bytes, total_bytes)`` follows the base backup. A standby already
+        there is reused.
+        """
+        raise ConfigError(f"provider {self.name} cannot build standbys",
+                          hint="use the dump or logical strategy for this app, or the local provider")  # fmt: skip
 
     @abstractmethod
     def describe(self, plan: Plan, app: App) -> TargetHandle | None:
@@ -62,8 +81,6 @@ def provider_for(plan: Plan) -> Provider:
     try:
         return providers[plan.target.provider]()
     except KeyError:
-        from consolidator.errors import ConfigError
-
         raise ConfigError(
             f"target provider {plan.target.provider!r} cannot execute plans yet",
             hint="available: " + ", ".join(sorted(providers)),

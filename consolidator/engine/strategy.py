@@ -21,6 +21,7 @@ from consolidator.engine.sequences import read_sequences, set_sequences
 from consolidator.errors import ConfigError, StepFailed
 from consolidator.events import emit
 from consolidator.pg.connect import connect
+from consolidator.plan.model import App, Plan
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,17 @@ class Strategy:
     """Base of every strategy; subclasses add ``step_<name>`` for their own steps."""
 
     name = "base"
+    # Steps to run again after a rollback (the fence and everything after it).
+    reset_after_rollback: tuple[str, ...] = ("fence", "verify", "cutover")
+
+    def remove_replication(self, plan: Plan, app: App, source_dsn: str, target_conninfo: str | None,
+                           facts: dict[str, Any], *, final: bool) -> list[str]:  # fmt: skip
+        """Drop what keeps the target following the source (slots retain WAL on a shared source).
+
+        Called by rollback (``final=False``), finalize (``final=True``), teardown and --restart.
+        Strategies without replication objects have nothing to do.
+        """
+        return []
 
     def run_step(self, run: AppRun, step: str) -> None:
         method = getattr(self, f"step_{step}", None)
@@ -83,20 +95,21 @@ class Strategy:
                                      force=run.options.force):  # fmt: skip
             emit(run.sink, "log", f"{run.app.name}: {line}")
         for db in run.app.databases:
-            # ensure_databases just set the source's ACL: close again, keep the first record (a rerun's
-            # closed ACL must never become the one cutover restores)
-            record = fence.close_database(target.conninfo, db.target)
-            run.journal.update(lambda s, r=record, d=db.target: s.apps[run.app.name].target_fence.setdefault(d, r))
+            # ensure_databases just set the source's ACL: journal it before closing (a crash between the
+            # two must never make a closed ACL the one cutover restores), then close.
+            if db.target not in run.journal.app(run.app.name).target_fence:
+                record = fence.read_acl(target.conninfo, db.target)
+                run.journal.update(lambda s, r=record, d=db.target: s.apps[run.app.name].target_fence.update({d: r}))
+            fence.close_database(target.conninfo, db.target)
 
     def step_fence(self, run: AppRun) -> None:
         """Stop the app's writes on the source: revoke CONNECT, end sessions (recorded for rollback)."""
         for db in run.app.databases:
-            state = run.journal.app(run.app.name)
-            if db.source in state.fence:
-                fence.close_database(run.source_dsn, db.source)  # re-assert after a crash; keep the first record
-                continue
-            record = fence.close_database(run.source_dsn, db.source)
-            run.journal.update(lambda s, r=record, d=db.source: s.apps[run.app.name].fence.update({d: r}))
+            # Journal the ACL first: after a crash between the two the record is still the original.
+            if db.source not in run.journal.app(run.app.name).fence:
+                record = fence.read_acl(run.source_dsn, db.source)
+                run.journal.update(lambda s, r=record, d=db.source: s.apps[run.app.name].fence.update({d: r}))
+            fence.close_database(run.source_dsn, db.source)
             emit(run.sink, "log", f"{run.app.name}: fenced {db.source} on the source")
 
     def step_sequences(self, run: AppRun) -> None:

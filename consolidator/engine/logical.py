@@ -1,0 +1,955 @@
+"""The ``logical`` strategy (online, also across majors): publication → subscription → fenced drain.
+
+The schema is restored first (pre- and post-data: the apply needs the key indexes), the source
+publishes the app's tables, and one subscription per database makes the initial copy and then
+streams changes while the app keeps writing. At cutover the source is fenced, the target is
+drained to the exact fence LSN (never a byte tolerance), and what replication does not carry —
+unlogged and small key-less tables, large objects, sequences — is copied while writes are blocked.
+
+Every object is named after the cluster and the database's position in the plan, so a resumed
+run, ``finalize`` and ``rollback`` find them again without the journal. What we change on the
+source besides creating objects (``REPLICA IDENTITY FULL``) is recorded twice — in the journal and
+in the publication's comment — so it can always be reverted. The subscription reaches the source
+with a ``passfile=`` the target server process can read: a password never appears in a plan, a
+log line, an argv or ``pg_subscription``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from consolidator.engine.copy import CopyResult, CopyTask, TableCopier, plan_tasks
+from consolidator.engine.run import AppRun
+from consolidator.engine.schema import dump_schema, restore_section
+from consolidator.engine.strategy import Strategy
+from consolidator.errors import ConfigError, ConnectionFailure, PreconditionError, StepFailed
+from consolidator.events import emit
+from consolidator.pg.binaries import find
+from consolidator.pg.connect import connect, parse_dsn, redact
+from consolidator.pg.instance import server_os_user
+from consolidator.plan.model import App, Plan
+
+PLUGIN = "pgoutput"
+CAUGHT_UP_BYTES = 16 * 1024 * 1024  # pre-gate before fencing: lag at most this…
+CAUGHT_UP_SAMPLES = 2  # …in this many consecutive samples
+REPLICATE_TIMEOUT = 300.0
+DRAIN_TIMEOUT = 120.0
+COPY_STALL_SECONDS = 600.0  # no progress at all for this long fails the copy step…
+COPY_ERROR_STALL_SECONDS = 60.0  # …or this long while the subscription reports errors
+POLL_SECONDS = 0.5
+DRAIN_POLL_SECONDS = 0.02
+SLOT_RELEASE_SECONDS = 10.0
+SOURCE_PASSFILE = "source-pgpass"
+FACTS_KEY = "logical"
+NAME_LIMIT = 63
+IDENTITY_SQL = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL"}
+
+# Ordinary tables of the database (partitions included), with what logical replication needs to
+# know: persistence, replica identity, and the top of their partition tree (published via root).
+LEAF_TABLES = """
+SELECT n.nspname, c.relname, c.relpersistence, c.relreplident,
+       CASE c.relreplident
+         WHEN 'f' THEN true
+         WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+         WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+         ELSE false
+       END AS has_identity,
+       (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+         WHERE i.indrelid = c.oid AND i.indisreplident) AS identity_index,
+       tn.nspname, t.relname,
+       pg_relation_size(c.oid) + coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_class t ON t.oid = {top} JOIN pg_namespace tn ON tn.oid = t.relnamespace
+ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype = 'e')
+ ORDER BY 1, 2
+"""
+
+SUBSCRIPTION = """
+SELECT s.oid, s.subenabled, s.subslotname, s.subpublications
+  FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid
+ WHERE s.subname = %s AND d.datname = current_database()
+"""
+
+SUBSCRIPTION_TABLES = """
+SELECT n.nspname, c.relname, sr.srsubstate
+  FROM pg_subscription_rel sr JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE sr.srsubid = %s
+"""
+
+
+# -- names and facts -------------------------------------------------------------------------
+
+
+def object_name(app: App, index: int) -> str:
+    """``consolidator_<cluster>_<n>``: publication, slot and subscription of the app's n-th database.
+
+    Slot names allow only lower-case letters, digits and underscores, hence the folding.
+    """
+    suffix = f"_{index}"
+    cluster = re.sub(r"[^a-z0-9_]", "_", app.cluster_name.lower())
+    return ("consolidator_" + cluster)[: NAME_LIMIT - len(suffix)] + suffix
+
+
+def _facts(run: AppRun) -> dict[str, Any]:
+    return dict(run.journal.app(run.app.name).facts.get(FACTS_KEY) or {})
+
+
+def _db_facts(run: AppRun, source_db: str) -> dict[str, Any]:
+    return dict((_facts(run).get("databases") or {}).get(source_db) or {})
+
+
+def _record(run: AppRun, source_db: str | None = None, **values: Any) -> None:
+    """Journal strategy facts (app-wide, or for one source database)."""
+
+    def apply(state: Any) -> None:
+        facts = state.apps[run.app.name].facts.setdefault(FACTS_KEY, {})
+        target = facts if source_db is None else facts.setdefault("databases", {}).setdefault(source_db, {})
+        target.update(values)
+
+    run.journal.update(apply)
+
+
+def _pairs(items: Iterable[Iterable[str]]) -> list[tuple[str, str]]:
+    return [(str(a), str(b)) for a, b in items]
+
+
+# -- source catalog ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeafTable:
+    schema: str
+    name: str
+    persistence: str
+    replident: str
+    has_identity: bool
+    identity_index: str | None
+    top: tuple[str, str]  # the relation that is published (itself, or its partition root)
+    bytes: int
+
+
+@dataclass
+class TableSplit:
+    """Which relations the publication carries and which are copied at cutover."""
+
+    published: list[tuple[str, str]] = field(default_factory=list)
+    at_cutover: list[tuple[str, str]] = field(default_factory=list)
+    need_full: list[LeafTable] = field(default_factory=list)
+    bytes: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def read_leaf_tables(conn: Any) -> list[LeafTable]:
+    """Every ordinary table; partitions point at their root when the source publishes via root (13+)."""
+    major = conn.info.server_version // 10000
+    top = sql.SQL("coalesce(pg_partition_root(c.oid), c.oid)" if major >= 13 else "c.oid")
+    return [
+        LeafTable(r[0], r[1], r[2], r[3], bool(r[4]), r[5], (r[6], r[7]), int(r[8]))
+        for r in conn.execute(sql.SQL(LEAF_TABLES).format(top=top))
+    ]
+
+
+def split_tables(tables: list[LeafTable], source_db: str, copy_at_cutover: set[str]) -> TableSplit:
+    """A partition tree is one unit: unlogged or listed for cutover → copied; else published.
+
+    Published tables without replica identity are returned in ``need_full``.
+    """
+    trees: dict[tuple[str, str], list[LeafTable]] = {}
+    for table in tables:
+        trees.setdefault(table.top, []).append(table)
+    split = TableSplit()
+    for top, leaves in sorted(trees.items()):
+        listed = any(f"{source_db}.{t.schema}.{t.name}" in copy_at_cutover for t in leaves) or \
+            f"{source_db}.{top[0]}.{top[1]}" in copy_at_cutover  # fmt: skip
+        if listed or any(t.persistence != "p" for t in leaves):
+            split.at_cutover.extend((t.schema, t.name) for t in leaves)
+            continue
+        split.published.append(top)
+        split.bytes[top] = sum(t.bytes for t in leaves)
+        split.need_full.extend(t for t in leaves if not t.has_identity)
+    return split
+
+
+def _qualified(pair: Iterable[str]) -> str:
+    schema, name = pair
+    return f"{schema}.{name}"
+
+
+# -- preflight ---------------------------------------------------------------------------------
+
+
+def preflight_source(source_dsn: str, app: App) -> None:
+    """wal_level, the REPLICATION privilege, free slots and WAL senders: refuse before changing anything."""
+    ours = [object_name(app, i) for i in range(len(app.databases))]
+    with connect(source_dsn, dbname="postgres") as conn:
+        row = conn.execute(
+            """SELECT current_setting('server_version_num')::int, current_setting('wal_level'),
+                      r.rolname, r.rolsuper OR r.rolreplication,
+                      current_setting('max_replication_slots')::int,
+                      (SELECT count(*) FROM pg_replication_slots WHERE NOT slot_name = ANY(%s)),
+                      current_setting('max_wal_senders')::int,
+                      (SELECT count(*) FROM pg_stat_activity
+                        WHERE backend_type = 'walsender' AND NOT application_name = ANY(%s))
+                 FROM pg_roles r WHERE r.rolname = current_user""",
+            (ours, ours),
+        ).fetchone()
+    assert row is not None
+    version, wal_level, role, may_replicate, max_slots, used_slots, max_senders, senders = row
+    need = len(app.databases) + 1  # one slot/sender per database, plus one for a table-sync worker
+    if version < 100000:
+        raise PreconditionError(f"the source runs PostgreSQL {version // 10000}: no logical replication",
+                                hint=f"use --strategy {app.name}=dump in a new plan")  # fmt: skip
+    if wal_level != "logical":
+        raise PreconditionError(
+            f"wal_level is {wal_level!r} on the source; the logical strategy of {app.name} needs 'logical'",
+            hint="ALTER SYSTEM SET wal_level = logical, restart the source, then execute --resume "
+            "(or plan this app with the dump strategy)",
+        )
+    if not may_replicate:
+        raise PreconditionError(f"role {role!r} has neither REPLICATION nor SUPERUSER on the source",
+                                hint=f"ALTER ROLE {role} REPLICATION, then execute --resume")  # fmt: skip
+    if max_slots - used_slots < need:
+        raise PreconditionError(
+            f"the source has {max_slots - used_slots} free replication slots; {app.name} needs {need}",
+            hint=f"raise max_replication_slots to at least {used_slots + need} (restart) or drop unused slots",
+        )
+    if max_senders - senders < need:
+        raise PreconditionError(
+            f"the source has {max_senders - senders} free WAL senders; {app.name} needs {need}",
+            hint=f"raise max_wal_senders to at least {senders + need} (restart)",
+        )
+
+
+def preflight_target(conninfo: str, app: App) -> None:
+    """One apply worker per database plus one table-sync worker, or the initial copy never ends."""
+    need = len(app.databases) + 1
+    with connect(conninfo, dbname="postgres") as conn:
+        row = conn.execute("SELECT current_setting('max_logical_replication_workers')::int, "
+                           "current_setting('max_worker_processes')::int").fetchone()  # fmt: skip
+    assert row is not None
+    workers, processes = row
+    if workers < need or processes < need + 1:
+        raise PreconditionError(
+            f"target of {app.name}: max_logical_replication_workers {workers} / max_worker_processes "
+            f"{processes}; the subscriptions need {need} / {need + 1}",
+            hint="raise them in the plan's postgresql parameters for this app, then execute --restart",
+        )
+
+
+# -- credentials for the subscription ---------------------------------------------------------
+
+
+def _pgpass_field(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def write_source_passfile(directory: Path, host: str, port: str, user: str, password: str) -> Path:
+    """A 0600 pgpass owned by the target's server OS user (the server process connects, not us)."""
+    path = directory / SOURCE_PASSFILE
+    pg_host = "localhost" if host.startswith("/") else host
+    line = ":".join(_pgpass_field(v) for v in (pg_host, port, "*", user, password)) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{SOURCE_PASSFILE}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(line)
+        os_user = server_os_user()
+        if os_user:
+            shutil.chown(tmp, user=os_user)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _target_instance_dir(run: AppRun) -> Path:
+    if run.plan.target.provider != "local" or not run.target.passfile:
+        raise ConfigError(
+            f"the logical strategy of {run.app.name} cannot hand source credentials to a "
+            f"{run.plan.target.provider} target yet",
+            hint="use the local provider, or the dump strategy for this app",
+        )
+    return Path(run.target.passfile).parent
+
+
+def subscription_conninfo(run: AppRun, source_db: str) -> str:
+    """The source as the target server reaches it: no password, ``passfile=`` when one is needed."""
+    keep = {k: v for k, v in parse_dsn(run.source_dsn).items()
+            if k not in ("password", "passfile", "dbname", "application_name", "service")}  # fmt: skip
+    with connect(run.source_dsn, dbname=source_db) as conn:
+        info = conn.info
+        host, port, user, password = info.host, str(info.port), info.user, info.password
+    params = {**keep, "host": host, "port": port, "user": user, "dbname": source_db}
+    if password:
+        params["passfile"] = str(write_source_passfile(_target_instance_dir(run), host, port, user, password))
+    return make_conninfo(**params)
+
+
+# -- replication objects -----------------------------------------------------------------------
+
+
+def _slot(conn: Any, name: str) -> tuple[Any, ...] | None:
+    """(database, plugin, wal_status, active_pid) of a slot, or None."""
+    status = sql.SQL("wal_status" if conn.info.server_version >= 130000 else "NULL::text")
+    query = sql.SQL("SELECT database, plugin, {}, active_pid FROM pg_replication_slots WHERE slot_name = %s")
+    return conn.execute(query.format(status), (name,)).fetchone()
+
+
+def drop_slot(conn: Any, name: str, timeout: float = SLOT_RELEASE_SECONDS) -> bool:
+    """Drop a slot once no walsender holds it (terminated after ``timeout``); False when absent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone()
+        if row is None:
+            return False
+        if row[0] is None:
+            try:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+                return True
+            except (psycopg.errors.ObjectInUse, psycopg.errors.UndefinedObject):
+                pass
+        elif time.monotonic() > deadline:
+            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        time.sleep(0.1)
+
+
+def drop_sync_slots(conn: Any, subscription_oid: int) -> None:
+    """Table-sync slots a subscription dropped mid-copy leaves on the source (they retain WAL)."""
+    rows = conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE %s",
+                        (f"pg\\_{subscription_oid}\\_sync\\_%",)).fetchall()  # fmt: skip
+    for (name,) in rows:
+        drop_slot(conn, name)
+
+
+def drop_subscription(conn: Any, name: str) -> int | None:
+    """Disable, detach from its slot (no source needed), drop. Returns the dropped subscription's oid."""
+    row = conn.execute(SUBSCRIPTION, (name,)).fetchone()
+    if row is None:
+        return None
+    ident = sql.Identifier(name)
+    conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+    conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
+    conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
+    return int(row[0])
+
+
+def _binary_safe(conn: Any, tables: list[tuple[str, str]]) -> bool:
+    """Binary transfer breaks on arrays/composites of user types (OIDs differ) and types without send."""
+    if not tables:
+        return True
+    rels = [sql.Identifier(s, n).as_string(conn) for s, n in tables]
+    row = conn.execute(
+        """SELECT count(*) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+            WHERE a.attrelid = ANY(%s::regclass[]) AND a.attnum > 0 AND NOT a.attisdropped
+              AND (t.typsend = 0 OR t.typtype = 'c' OR (e.oid IS NOT NULL AND (e.oid >= 16384 OR e.typtype = 'c')))""",
+        (rels,),
+    ).fetchone()
+    return bool(row) and int(row[0]) == 0
+
+
+def _subscription_options(source_major: int, target_major: int, binary: bool) -> sql.Composable:
+    options = [sql.SQL("create_slot = false"), sql.SQL("copy_data = true"), sql.SQL("enabled = true")]
+    if source_major >= 14 and target_major >= 14:
+        if binary:
+            options.append(sql.SQL("binary = true"))
+        options.append(sql.SQL("streaming = parallel" if target_major >= 16 else "streaming = on"))
+    return sql.SQL(", ").join(options)
+
+
+def _identity_sql(schema: str, name: str, replident: str, index: str | None) -> sql.Composable:
+    table = sql.Identifier(schema, name)
+    if replident == "i" and index:
+        return sql.SQL("ALTER TABLE {} REPLICA IDENTITY USING INDEX {}").format(table, sql.Identifier(index))
+    return sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(table, sql.SQL(IDENTITY_SQL.get(replident, "DEFAULT")))
+
+
+def _comment_record(conn: Any, publication: str) -> dict[str, Any]:
+    """What an earlier run wrote into the publication's comment (identities it changed)."""
+    row = conn.execute("SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = %s",
+                       (publication,)).fetchone()  # fmt: skip
+    if not row or not row[0]:
+        return {}
+    try:
+        data = json.loads(row[0])
+    except ValueError:
+        return {}
+    return data.get("consolidator", {}) if isinstance(data, dict) else {}
+
+
+def _merge_identities(*sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the first record per table: the identity before we ever changed it."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for records in sources:
+        for rec in records:
+            out.setdefault((rec["schema"], rec["name"]), rec)
+    return [out[k] for k in sorted(out)]
+
+
+def restore_identities(conn: Any, records: list[dict[str, Any]]) -> list[str]:
+    """Put back identities we set to FULL (only where they are still FULL); returns the tables."""
+    restored = []
+    for rec in records:
+        row = conn.execute(
+            "SELECT c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s", (rec["schema"], rec["name"])
+        ).fetchone()  # fmt: skip
+        if row is None or row[0] != "f" or rec.get("replident") == "f":
+            continue
+        index = rec.get("index")
+        if rec.get("replident") == "i" and index:
+            found = conn.execute(
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s", (rec["schema"], index)
+            ).fetchone()  # fmt: skip
+            index = index if found else None
+        conn.execute(_identity_sql(rec["schema"], rec["name"], rec.get("replident", "d"), index))
+        restored.append(f"{rec['schema']}.{rec['name']}")
+    return restored
+
+
+# -- progress queries --------------------------------------------------------------------------
+
+
+def _subscription_state(conn: Any, name: str) -> tuple[int | None, bool, dict[tuple[str, str], str], int, int]:
+    """(oid, enabled, table → srsubstate, bytes being copied now, errors so far) on the target."""
+    row = conn.execute(SUBSCRIPTION, (name,)).fetchone()
+    if row is None:
+        return None, False, {}, 0, 0
+    oid, enabled = int(row[0]), bool(row[1])
+    tables = {(s, n): st for s, n, st in conn.execute(SUBSCRIPTION_TABLES, (oid,))}
+    copying = 0
+    errors = 0
+    if conn.info.server_version >= 140000:
+        copying = int(conn.execute("SELECT coalesce(sum(bytes_processed), 0) FROM pg_stat_progress_copy "
+                                   "WHERE datname = current_database()").fetchone()[0])  # fmt: skip
+    if conn.info.server_version >= 150000:
+        err = conn.execute("SELECT apply_error_count + sync_error_count FROM pg_stat_subscription_stats "
+                           "WHERE subid = %s", (oid,)).fetchone()  # fmt: skip
+        errors = int(err[0]) if err else 0
+    return oid, enabled, tables, copying, errors
+
+
+def slot_positions(source_dsn: str, slots: list[str]) -> dict[str, tuple[str | None, int | None]]:
+    """slot → (confirmed_flush_lsn, lag in bytes behind the current WAL position)."""
+    with connect(source_dsn, dbname="postgres") as conn:
+        rows = conn.execute(
+            "SELECT slot_name, confirmed_flush_lsn::text, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) "
+            "FROM pg_replication_slots WHERE slot_name = ANY(%s)", (slots,)
+        ).fetchall()  # fmt: skip
+    return {r[0]: (r[1], int(r[2]) if r[2] is not None else None) for r in rows}
+
+
+# -- the strategy --------------------------------------------------------------------------------
+
+
+class LogicalStrategy(Strategy):
+    name = "logical"
+    reset_after_rollback = (
+        "publication", "copy", "replicate", "fence", "drain", "cutover_copy", "sequences", "matviews", "verify",
+        "cutover",
+    )  # fmt: skip
+
+    def remove_replication(self, plan: Plan, app: App, source_dsn: str, target_conninfo: str | None,
+                           facts: dict[str, Any], *, final: bool) -> list[str]:  # fmt: skip
+        remove = finalize_logical if final else rollback_logical
+        return remove(plan, app, source_dsn, target_conninfo, facts=facts.get("logical"))
+
+    def preflight(self, plan: Plan, app: App, source_dsn: str) -> None:
+        """Source checks an executor may run before any step (they also run in provision and publication)."""
+        preflight_source(source_dsn, app)
+
+    def _databases(self, run: AppRun) -> list[tuple[int, Any, str]]:
+        return [(i, db, object_name(run.app, i)) for i, db in enumerate(run.app.databases)]
+
+    def step_provision(self, run: AppRun) -> None:
+        """Refuse an unfit source before a target even exists."""
+        preflight_source(run.source_dsn, run.app)
+        super().step_provision(run)
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def step_schema(self, run: AppRun) -> None:
+        """Pre-data then post-data: the apply needs key indexes; FK and ordinary triggers do not fire
+        under the subscription's session_replication_role=replica."""
+        preflight_target(run.target.conninfo, run.app)  # before anything exists on the source
+        binaries = find(run.target.major)
+        for index, db, name in self._databases(run):
+            done = _db_facts(run, db.source).get("schema", [])
+            if "post-data" in done:
+                continue
+            dump = dump_schema(binaries, run.source_dsn, db.source, run.work_dir / f"db{index}.schema")
+            if "pre-data" not in done:
+                # a retry may find objects from an attempt that crashed: --clean before post-data exists
+                retry = run.journal.step(run.app.name, "schema").attempts > 1
+                restore_section(binaries, dump, run.target.conninfo, db.target, "pre-data", clean=retry)
+                _record(run, db.source, schema=["pre-data"])
+            restore_section(binaries, dump, run.target.conninfo, db.target, "post-data", jobs=run.options.jobs,
+                            clean=True)  # fmt: skip
+            with connect(run.target.conninfo, dbname=db.target) as conn:  # a stale run's publication came along
+                conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(name)))
+            _record(run, db.source, schema=["pre-data", "post-data"])
+
+    # -- publication -------------------------------------------------------------------------------
+
+    def step_publication(self, run: AppRun) -> None:
+        preflight_source(run.source_dsn, run.app)
+        options = run.app.strategy.options
+        listed = set(options.get("copy_at_cutover") or [])
+        splits: dict[str, TableSplit] = {}
+        for _, db, _ in self._databases(run):
+            with connect(run.source_dsn, dbname=db.source) as conn:
+                splits[db.source] = split_tables(read_leaf_tables(conn), db.source, listed)
+        missing = [f"{db}.{t.schema}.{t.name}" for db, s in splits.items() for t in s.need_full]
+        if missing and not options.get("replica_identity_full"):
+            raise StepFailed(
+                f"{run.app.name}: {len(missing)} table(s) without primary key or replica identity are too large "
+                f"to copy at cutover: {', '.join(missing[:5])}" + (" …" if len(missing) > 5 else ""),
+                hint="add a primary key, or opt in with strategy.options.replica_identity_full: true in the plan "
+                "(sets REPLICA IDENTITY FULL on the source until finalize) and execute --restart, or use the dump "
+                "strategy",
+            )
+        for _, db, name in self._databases(run):
+            identities = self._publish(run, db.source, name, splits[db.source])
+            self._mirror_identities(run, db.target, identities)
+
+    def _mirror_identities(self, run: AppRun, target_db: str, identities: list[dict[str, Any]]) -> None:
+        """The target gets the FULL identity too, so it matches the source until finalize reverts both."""
+        if not identities:
+            return
+        with connect(run.target.conninfo, dbname=target_db) as conn:
+            for rec in identities:
+                conn.execute(_identity_sql(rec["schema"], rec["name"], "f", None))
+
+    def _publish(self, run: AppRun, source_db: str, name: str, split: TableSplit) -> list[dict[str, Any]]:
+        """(Re)create the publication, record and set REPLICA IDENTITY FULL where opted in — one transaction."""
+        with connect(run.source_dsn, dbname=source_db) as conn:
+            if drop_slot(conn, name):  # a slot older than this publication could not decode it
+                emit(run.sink, "log", f"{run.app.name}: dropped stale replication slot {name} on the source")
+            earlier = _comment_record(conn, name).get("replica_identity", [])
+            now = [{"schema": t.schema, "name": t.name, "replident": t.replident, "index": t.identity_index}
+                   for t in split.need_full]  # fmt: skip
+            identities = _merge_identities(_db_facts(run, source_db).get("replica_identity", []), earlier, now)
+            _record(run, source_db, publication=name, slot=name, subscription=name,
+                    published=split.published, at_cutover=split.at_cutover,
+                    bytes={_qualified(k): v for k, v in split.bytes.items()}, replica_identity=identities)  # fmt: skip
+            comment = json.dumps({"consolidator": {"app": run.app.name, "replica_identity": identities}})
+            pub = sql.Identifier(name)
+            with conn.transaction():
+                conn.execute("SET LOCAL lock_timeout = '30s'")
+                conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(pub))
+                conn.execute(self._create_publication(conn, name, split.published))
+                conn.execute(sql.SQL("COMMENT ON PUBLICATION {} IS {}").format(pub, sql.Literal(comment)))
+                for table in split.need_full:
+                    conn.execute(_identity_sql(table.schema, table.name, "f", None))
+        full = ", ".join(f"{t.schema}.{t.name}" for t in split.need_full)
+        message = f"{run.app.name}: publication {name} on {source_db!r} with {len(split.published)} tables; "
+        message += f"{len(split.at_cutover)} copied at cutover"
+        emit(run.sink, "log", message + (f"; REPLICA IDENTITY FULL on {full}" if full else ""))
+        return identities
+
+    @staticmethod
+    def _create_publication(conn: Any, name: str, tables: list[tuple[str, str]]) -> sql.Composable:
+        via_root = conn.info.server_version >= 130000
+        stmt = sql.SQL("CREATE PUBLICATION {}").format(sql.Identifier(name))
+        if tables:
+            kinds = dict(((s, n), k) for s, n, k in conn.execute(
+                "SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p')"))  # fmt: skip
+            items = [sql.SQL("{}{}").format(sql.SQL("" if kinds.get(t) == "p" else "ONLY "), sql.Identifier(*t))
+                     for t in tables]  # fmt: skip
+            stmt = sql.SQL("{} FOR TABLE {}").format(stmt, sql.SQL(", ").join(items))
+        if via_root:
+            stmt = sql.SQL("{} WITH (publish_via_partition_root = true)").format(stmt)
+        return stmt
+
+    # -- copy --------------------------------------------------------------------------------------
+
+    def step_copy(self, run: AppRun) -> None:
+        """Slot, then subscription with the initial copy; wait until every table is ready."""
+        preflight_target(run.target.conninfo, run.app)
+        for _, db, name in self._databases(run):
+            created = self._ensure_slot(run, db.source, name)
+            self._ensure_subscription(run, db.source, db.target, name, recreate=created)
+        self._wait_ready(run)
+
+    def _ensure_slot(self, run: AppRun, source_db: str, name: str) -> bool:
+        """Reuse our slot on resume; replace one that is lost or not ours. True when created now."""
+        with connect(run.source_dsn, dbname=source_db) as conn:
+            row = _slot(conn, name)
+            dbname = conn.execute("SELECT current_database()").fetchone()[0]
+            if row is not None and row[0] == dbname and row[1] == PLUGIN and row[2] != "lost":
+                return False
+            if row is not None:
+                emit(run.sink, "log", f"{run.app.name}: replication slot {name} is unusable; creating it again",
+                     level="warning")  # fmt: skip
+                drop_slot(conn, name)
+            conn.execute("SET statement_timeout = '300s'")
+            try:
+                conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)", (name, PLUGIN))
+            except psycopg.errors.DuplicateObject:
+                return False  # a killed run's backend finished creating it meanwhile
+            except psycopg.errors.QueryCanceled:
+                raise StepFailed(f"creating replication slot {name} on {source_db!r} waited 300s for running "
+                                 "transactions to end", hint="end long transactions on the source, then execute "
+                                 "--resume") from None  # fmt: skip
+        emit(run.sink, "log", f"{run.app.name}: created replication slot {name} on {source_db!r}")
+        return True
+
+    def _ensure_subscription(self, run: AppRun, source_db: str, target_db: str, name: str, *, recreate: bool) -> None:
+        """Reuse a healthy subscription; drop a broken one, empty its tables and create it again."""
+        facts = _db_facts(run, source_db)
+        published = _pairs(facts.get("published", []))
+        with connect(run.target.conninfo, dbname=target_db) as conn:
+            row = conn.execute(SUBSCRIPTION, (name,)).fetchone()
+            healthy = row is not None and row[1] and row[2] == name and list(row[3]) == [name]
+            if healthy and not recreate:
+                emit(run.sink, "log", f"{run.app.name}: subscription {name} on {target_db!r} resumes")
+                return
+            if row is not None:
+                emit(run.sink, "log", f"{run.app.name}: subscription {name} is not usable; creating it again",
+                     level="warning")  # fmt: skip
+                old = drop_subscription(conn, name)
+                if old is not None:
+                    with connect(run.source_dsn, dbname=source_db) as src:
+                        drop_sync_slots(src, old)
+            if published:
+                conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(
+                    sql.SQL(", ").join(sql.Identifier(*t) for t in published)))  # fmt: skip
+            conninfo = subscription_conninfo(run, source_db)
+            with connect(run.source_dsn, dbname=source_db) as src:
+                source_major = src.info.server_version // 10000
+                binary = _binary_safe(src, published)
+            target_major = conn.info.server_version // 10000
+            create = sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, {})")
+            options = _subscription_options(source_major, target_major, binary)
+            try:
+                conn.execute(create.format(sql.Identifier(name), sql.Literal(conninfo), sql.Identifier(name),
+                                           sql.Literal(name), options))  # fmt: skip
+            except psycopg.OperationalError as exc:
+                raise StepFailed(
+                    f"the target server cannot reach the source for subscription {name}: "
+                    f"{redact(str(exc).strip().splitlines()[0])}",
+                    hint=f"the target connects to the source itself: the source's pg_hba.conf must accept it for "
+                    f"database {source_db!r} (not the 'replication' keyword); then execute --resume",
+                ) from None
+        emit(run.sink, "log", f"{run.app.name}: subscription {name} on {target_db!r} copies {len(published)} tables")
+
+    def _wait_ready(self, run: AppRun) -> None:
+        """Poll pg_subscription_rel until every table is 'r'; progress events, journaled tables."""
+        step_id = run.step_id("copy")
+        started = time.monotonic()
+        last_change, last_seen = started, None
+        baseline: dict[str, int] = {}
+        while True:
+            ready = total = copied = done_bytes = bytes_total = errors_new = 0
+            for _, db, name in self._databases(run):
+                facts = _db_facts(run, db.source)
+                sizes: dict[str, int] = facts.get("bytes", {})
+                published = _pairs(facts.get("published", []))
+                with connect(run.target.conninfo, dbname=db.target) as conn:
+                    oid, enabled, states, copying, errors = _subscription_state(conn, name)
+                if oid is None or not enabled:
+                    raise StepFailed(f"subscription {name} on {db.target!r} is missing or disabled",
+                                     hint="execute --resume creates it again")  # fmt: skip
+                baseline.setdefault(name, errors)
+                errors_new += errors - baseline[name]
+                total += len(published)
+                bytes_total += sum(sizes.values())
+                copied += copying
+                for table in published:
+                    size = sizes.get(_qualified(table), 0)
+                    if states.get(table) == "r":
+                        ready += 1
+                        done_bytes += size
+                self._journal_tables(run, db.target, published, states, sizes)
+            seen = (ready, done_bytes + copied)
+            now = time.monotonic()
+            if seen != last_seen:
+                last_change, last_seen = now, seen
+            elapsed = now - started
+            emit(run.sink, "step_progress", f"copy {run.app.name}: {ready}/{total} tables ready", step_id=step_id,
+                 tables_ready=ready, tables_total=total, bytes=min(done_bytes + copied, bytes_total),
+                 bytes_total=bytes_total, elapsed_seconds=round(elapsed, 1),
+                 rate=round((done_bytes + copied) / elapsed) if elapsed > 0 else 0)  # fmt: skip
+            if ready == total:
+                return
+            stall = COPY_ERROR_STALL_SECONDS if errors_new else COPY_STALL_SECONDS
+            if now - last_change > stall:
+                raise StepFailed(
+                    f"initial copy of {run.app.name} made no progress for {stall:.0f}s ({ready}/{total} tables "
+                    f"ready, {errors_new} subscription errors)",
+                    hint=f"see the target's server log ({self._log_hint(run)}); fix the cause, then execute --resume",
+                )
+            time.sleep(POLL_SECONDS)
+
+    def _journal_tables(self, run: AppRun, target_db: str, published: list[tuple[str, str]],
+                        states: dict[tuple[str, str], str], sizes: dict[str, int]) -> None:  # fmt: skip
+        app = run.app.name
+        state = run.journal.app(app)
+        changes = []
+        for table in published:
+            key = _qualified(table)
+            now = "done" if states.get(table) == "r" else "copying"
+            recorded = state.tables.get(f"{target_db}/{key}")
+            if recorded is None or recorded.state != now:
+                changes.append((key, now))
+        if not changes:
+            return
+
+        def apply(_: Any) -> None:
+            for key, now in changes:
+                table = run.journal.table(app, target_db, key)
+                table.state = now
+                table.bytes = sizes.get(key, 0) if now == "done" else 0
+
+        run.journal.update(apply)
+        for key, now in changes:
+            if now == "done":
+                emit(run.sink, "log", f"{app}: {target_db}/{key} ready (initial copy done, streaming)")
+
+    def _log_hint(self, run: AppRun) -> str:
+        if run.plan.target.provider == "local" and run.target.passfile:
+            return str(Path(run.target.passfile).parent / "server.log")
+        return "kubectl logs of the cluster's primary"
+
+    # -- replicate / drain ---------------------------------------------------------------------------
+
+    def _ensure_enabled(self, run: AppRun) -> None:
+        for _, db, name in self._databases(run):
+            with connect(run.target.conninfo, dbname=db.target) as conn:
+                row = conn.execute(SUBSCRIPTION, (name,)).fetchone()
+                if row is None:
+                    raise StepFailed(f"subscription {name} on {db.target!r} does not exist",
+                                     hint="execute --restart: the initial copy must be made again")  # fmt: skip
+                if not row[1]:
+                    conn.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(name)))
+
+    def _lags(self, run: AppRun) -> dict[str, tuple[str | None, int | None]]:
+        slots = [name for _, _, name in self._databases(run)]
+        positions = slot_positions(run.source_dsn, slots)
+        missing = [s for s in slots if s not in positions]
+        if missing:
+            raise StepFailed(f"replication slot {missing[0]} is gone from the source",
+                             hint="execute --restart: the initial copy must be made again")  # fmt: skip
+        return positions
+
+    def step_replicate(self, run: AppRun) -> None:
+        """Report lag until it stayed small twice: a pre-gate only, the exact gate is the drain."""
+        self._ensure_enabled(run)
+        step_id = run.step_id("replicate")
+        started = time.monotonic()
+        good = 0
+        while True:
+            lag = max((p[1] or 0 for p in self._lags(run).values()), default=0)
+            elapsed = time.monotonic() - started
+            emit(run.sink, "step_progress", f"replicate {run.app.name}: lag {lag} bytes", step_id=step_id,
+                 lag_bytes=lag, elapsed_seconds=round(elapsed, 1))  # fmt: skip
+            good = good + 1 if lag <= CAUGHT_UP_BYTES else 0
+            if good >= CAUGHT_UP_SAMPLES:
+                _record(run, lag_bytes=lag)
+                emit(run.sink, "log", f"{run.app.name}: caught up (lag {lag} bytes)")
+                return
+            if elapsed > REPLICATE_TIMEOUT:
+                raise StepFailed(
+                    f"{run.app.name}: replication lag still {lag} bytes after {REPLICATE_TIMEOUT:.0f}s "
+                    f"(pre-gate {CAUGHT_UP_BYTES} bytes)",
+                    hint=f"the target applies slower than the source writes; see {self._log_hint(run)}, "
+                    "then execute --resume to keep waiting",
+                )
+            time.sleep(POLL_SECONDS)
+
+    def step_drain(self, run: AppRun) -> None:
+        """Fence LSN taken after the fence; wait until every slot confirmed it — exactly, no tolerance."""
+        self._ensure_enabled(run)
+        fence_lsn = _facts(run).get("fence_lsn")
+        if fence_lsn is None:
+            with connect(run.source_dsn, dbname="postgres") as conn:
+                fence_lsn = str(conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0])
+            _record(run, fence_lsn=fence_lsn)
+            emit(run.sink, "log", f"{run.app.name}: fence LSN {fence_lsn}")
+        for _, db, _ in self._databases(run):
+            with connect(run.source_dsn, dbname=db.source) as conn:
+                conn.execute("SET synchronous_commit = on")  # flushed: the walsender can send past it
+                conn.execute("SELECT pg_logical_emit_message(true, 'consolidator', 'cutover')")
+        started = last_report = time.monotonic()
+        while True:
+            behind = self._behind(run, fence_lsn)
+            if not behind:
+                break
+            now = time.monotonic()
+            if now - last_report >= POLL_SECONDS:
+                last_report = now
+                emit(run.sink, "step_progress", f"drain {run.app.name} to {fence_lsn}", step_id=run.step_id("drain"),
+                     lag_bytes=max(lag for _, lag in behind.values()), fence_lsn=fence_lsn)  # fmt: skip
+            if now - started > DRAIN_TIMEOUT:
+                slot, (lsn, _) = next(iter(behind.items()))
+                raise StepFailed(
+                    f"{run.app.name}: slot {slot} confirmed {lsn}, not yet the fence LSN {fence_lsn} "
+                    f"after {DRAIN_TIMEOUT:.0f}s",
+                    hint=f"the source stays fenced; see {self._log_hint(run)}; execute --resume keeps waiting, "
+                    "rollback reopens the source",
+                )
+            time.sleep(DRAIN_POLL_SECONDS)
+        seconds = round(time.monotonic() - started, 3)
+        _record(run, drained_seconds=seconds)
+        emit(run.sink, "log", f"{run.app.name}: target applied past the fence LSN {fence_lsn} ({seconds}s)")
+
+    def _behind(self, run: AppRun, fence_lsn: str) -> dict[str, tuple[str | None, int]]:
+        """slot → (confirmed_flush_lsn, bytes short of the fence LSN) for slots not yet past it."""
+        slots = [name for _, _, name in self._databases(run)]
+        with connect(run.source_dsn, dbname="postgres") as conn:
+            rows = conn.execute(
+                "SELECT slot_name, confirmed_flush_lsn::text, coalesce(confirmed_flush_lsn >= %s::pg_lsn, false), "
+                "coalesce(pg_wal_lsn_diff(%s::pg_lsn, confirmed_flush_lsn), 0)::bigint "
+                "FROM pg_replication_slots WHERE slot_name = ANY(%s)", (fence_lsn, fence_lsn, slots)
+            ).fetchall()  # fmt: skip
+        found = {r[0]: r for r in rows}
+        missing = [s for s in slots if s not in found]
+        if missing:
+            raise StepFailed(f"replication slot {missing[0]} is gone from the source",
+                             hint="rollback, then execute --restart")  # fmt: skip
+        return {r[0]: (r[1], int(r[3])) for r in rows if not r[2]}
+
+    # -- cutover copy ------------------------------------------------------------------------------
+
+    def step_cutover_copy(self, run: AppRun) -> None:
+        """While fenced: tables replication skips (TRUNCATE + COPY), large objects, then stop the apply."""
+        for _, db, _ in self._databases(run):
+            wanted = set(_pairs(_db_facts(run, db.source).get("at_cutover", [])))
+            if wanted:
+                self._copy_tables(run, db.source, db.target, wanted)
+        self.step_large_objects(run)
+        for _, db, name in self._databases(run):
+            with connect(run.target.conninfo, dbname=db.target) as conn:
+                row = conn.execute(SUBSCRIPTION, (name,)).fetchone()
+                if row is not None and row[1]:
+                    conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(name)))
+        emit(run.sink, "log", f"{run.app.name}: subscriptions disabled (slots and subscriptions kept until finalize)")
+
+    def _copy_tables(self, run: AppRun, source_db: str, target_db: str, wanted: set[tuple[str, str]]) -> None:
+        app, journal = run.app.name, run.journal
+        with connect(run.source_dsn, dbname=source_db) as src:
+            tasks = [t for t in plan_tasks(src) if (t.schema, t.name) in wanted]
+
+        def reset(_: Any) -> None:
+            for task in tasks:
+                table = journal.table(app, target_db, task.qualified)
+                table.rows, table.bytes, table.parts_done, table.state = 0, 0, [], "copying"
+
+        journal.update(reset)
+        copier = TableCopier(run.source_dsn, run.target.conninfo, source_db, target_db, snapshot=None,
+                             jobs=run.options.jobs, fmt=run.options.copy_format, sink=run.sink,
+                             step_id=run.step_id("cutover_copy"))  # fmt: skip
+        for task in {(t.schema, t.name): t for t in tasks if t.parts > 1}.values():
+            copier.truncate(task)
+        copier.run(tasks, done=self._copied(run, target_db))
+
+    def _copied(self, run: AppRun, target_db: str) -> Callable[[CopyTask, CopyResult], None]:
+        app, journal = run.app.name, run.journal
+
+        def done(task: CopyTask, result: CopyResult) -> None:
+            def record(_: Any) -> None:
+                table = journal.table(app, target_db, task.qualified)
+                table.rows += result.rows
+                table.bytes += result.bytes
+                table.seconds = round(table.seconds + result.seconds, 3)
+                if task.part not in table.parts_done:
+                    table.parts_done.append(task.part)
+                table.state = "done" if len(table.parts_done) == task.parts else "copying"
+
+            journal.update(record)
+            emit(run.sink, "step_progress", f"copied {app} {task.qualified} at cutover",
+                 step_id=run.step_id("cutover_copy"), table=task.qualified, rows=result.rows, bytes=result.bytes,
+                 seconds=round(result.seconds, 3))  # fmt: skip
+
+        return done
+
+
+# -- finalize / rollback -------------------------------------------------------------------------
+
+
+def _remove_replication(plan: Plan, app: App, source_dsn: str, target_conninfo: str | None,
+                        facts: dict[str, Any] | None) -> list[str]:  # fmt: skip
+    """Drop subscriptions (target), slots and publications (source), restore identities. Idempotent."""
+    done: list[str] = []
+    recorded = (facts or {}).get("databases", {})
+    for index, db in enumerate(app.databases):
+        name = object_name(app, index)
+        with connect(source_dsn, dbname=db.source) as conn:
+            identities = _merge_identities(recorded.get(db.source, {}).get("replica_identity", []),
+                                           _comment_record(conn, name).get("replica_identity", []))  # fmt: skip
+            old_oid = _remove_subscription(target_conninfo, db.target, name, identities, done)
+            if old_oid is not None:
+                drop_sync_slots(conn, old_oid)
+            if drop_slot(conn, name):
+                done.append(f"dropped replication slot {name} on the source")
+            for table in restore_identities(conn, identities):
+                done.append(f"restored the replica identity of {db.source}.{table} on the source")
+            if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone():
+                conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(name)))
+                done.append(f"dropped publication {name} on the source")
+    if target_conninfo:
+        passfile = conninfo_to_dict(target_conninfo).get("passfile")
+        if passfile:
+            (Path(str(passfile)).parent / SOURCE_PASSFILE).unlink(missing_ok=True)
+    return done
+
+
+def _remove_subscription(target_conninfo: str | None, target_db: str, name: str, identities: list[dict[str, Any]],
+                         done: list[str]) -> int | None:  # fmt: skip
+    """Target side of the removal; the target (or its database) may already be gone."""
+    if not target_conninfo:
+        return None
+    try:
+        with connect(target_conninfo, dbname=target_db) as conn:
+            old_oid = drop_subscription(conn, name)
+            for table in restore_identities(conn, identities):
+                done.append(f"restored the replica identity of {target_db}.{table} on the target")
+    except (PreconditionError, ConnectionFailure):
+        return None
+    if old_oid is not None:
+        done.append(f"dropped subscription {name} on the target")
+    return old_oid
+
+
+def finalize_logical(plan: Plan, app: App, source_dsn: str, target_conninfo: str | None, *,
+                     facts: dict[str, Any] | None = None) -> list[str]:  # fmt: skip
+    """After cutover: remove subscriptions, slots (they retain WAL on the shared source!) and
+    publications, and put back replica identities we changed. Returns what was done, for the log.
+
+    ``facts`` is the app's journal ``facts["logical"]`` when available; without it the identities
+    are read from the publication comments.
+    """
+    try:
+        return _remove_replication(plan, app, source_dsn, target_conninfo, facts)
+    except psycopg.Error as exc:
+        raise StepFailed(f"finalize of {app.name}: {redact(str(exc).strip().splitlines()[0])}",
+                         hint="fix the cause and run finalize again (it is idempotent)") from None  # fmt: skip
+
+
+def rollback_logical(plan: Plan, app: App, source_dsn: str, target_conninfo: str | None, *,
+                     facts: dict[str, Any] | None = None) -> list[str]:  # fmt: skip
+    """Make the source clean again: the same removal as finalize (the target keeps its data but stops
+    following the source). A later execute must redo the initial copy: reset the steps from
+    ``publication`` on and drop ``facts["logical"]`` (the fence LSN is stale once the source is open)."""
+    try:
+        return _remove_replication(plan, app, source_dsn, target_conninfo, facts)
+    except psycopg.Error as exc:
+        raise StepFailed(f"rollback of {app.name}: {redact(str(exc).strip().splitlines()[0])}",
+                         hint="fix the cause and run rollback again (it is idempotent)") from None  # fmt: skip
