@@ -14,7 +14,6 @@ for the walreceiver, which is removed again at promotion.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from psycopg.conninfo import make_conninfo
 from consolidator.engine.provider import Provider, TargetHandle, standby_name
 from consolidator.errors import PreconditionError
 from consolidator.pg.connect import connect, lookup_passfile, parse_dsn
-from consolidator.pg.instance import BUILD_MARKER, LocalInstance, conf_quote, wait_ready
+from consolidator.pg.instance import BUILD_MARKER, LocalInstance, conf_quote, remove_half_built, wait_ready
 from consolidator.plan.model import App, Plan
 
 # Parameters the local instance needs whatever the sizing says: loopback only, and enough WAL
@@ -143,7 +142,7 @@ class LocalProvider(Provider):
         first = app.databases[0]
         self.root.mkdir(parents=True, exist_ok=True)
         if self._dir(app).exists():  # a crash during initdb left a half-built directory: start over
-            shutil.rmtree(self._dir(app))
+            remove_half_built(self._dir(app))
         locale = first.collate if first.collate == first.ctype else "C"
         inst = LocalInstance.create(
             self._dir(app), major=plan.target.version, encoding=first.encoding, locale=locale or "C",

@@ -118,6 +118,44 @@ def _clear_half_built(root: Path) -> None:
                                 hint="remove it (consolidator teardown) or choose another --local-root")  # fmt: skip
 
 
+def remove_half_built(root: Path, timeout: float = 10) -> None:
+    """Remove a directory an interrupted initdb left, ending its orphaned processes first.
+
+    A killed run leaves initdb (and the bootstrap ``postgres`` it forks) writing into ``root``;
+    only processes whose command line names ``root`` or whose working directory is inside it (our
+    tools run with ``cwd=root``) are signalled.
+    """
+    needle, resolved = str(root).encode(), root.resolve()
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if int(proc.name) == os.getpid():
+                    continue
+                cwd = Path(os.readlink(proc / "cwd"))
+                if needle in (proc / "cmdline").read_bytes() or cwd == resolved or resolved in cwd.parents:
+                    pids.append(int(proc.name))
+            except (OSError, ValueError):
+                continue
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            raise StepFailed(f"processes still write into {root}", hint=f"stop them and remove {root}, then resume")
+        time.sleep(0.05)
+    for _ in range(20):  # files of just-killed processes may still vanish under rmtree
+        shutil.rmtree(root, ignore_errors=True)
+        if not root.exists():
+            return
+        time.sleep(0.05)
+    raise StepFailed(f"cannot remove the half-built instance in {root}", hint=f"remove {root} by hand, then resume")
+
+
 def _basebackup_pids(group: int, root: Path) -> list[int]:
     """Live pg_basebackup processes of process group ``group`` writing into ``root`` (its WAL streamer too)."""
     pids = []
