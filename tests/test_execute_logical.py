@@ -28,7 +28,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consolidator.demo.legacy import create_legacy_databases
 from consolidator.engine import fence
-from consolidator.engine.logical import SOURCE_PASSFILE, finalize_logical, object_name
+from consolidator.engine.replication import SOURCE_PASSFILE, finalize_logical, object_name
 from consolidator.pg.binaries import available
 from consolidator.pg.connect import connect, lookup_passfile
 from consolidator.plan.store import load_plan, save_plan
