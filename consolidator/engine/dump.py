@@ -81,17 +81,8 @@ class DumpStrategy(Strategy):
 
             def done(task: CopyTask, result: CopyResult) -> None:
                 moved[(task.schema, task.name, task.part)] = result.bytes
-
-                def record(state: Any) -> None:
-                    table = journal.table(app, target_db, task.qualified)
-                    table.rows += result.rows
-                    table.bytes += result.bytes
-                    table.seconds = round(table.seconds + result.seconds, 3)
-                    if task.part not in table.parts_done:
-                        table.parts_done.append(task.part)
-                    table.state = "done" if len(table.parts_done) == task.parts else "copying"
-
-                journal.update(record)
+                journal.record_copied(app, target_db, task.qualified, part=task.part, parts=task.parts,
+                                      rows=result.rows, size=result.bytes, seconds=result.seconds)  # fmt: skip
                 emit(run.sink, "step_progress", f"copied {app} {task.qualified}", step_id=run.step_id("copy"),
                      table=task.qualified, rows=result.rows, bytes=result.bytes, seconds=round(result.seconds, 3),
                      bytes_total=total)  # fmt: skip

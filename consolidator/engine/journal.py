@@ -166,6 +166,19 @@ class Journal:
         with self._lock:
             return self.app(app).tables.setdefault(key, TableState(name=name, database=database))
 
+    def record_copied(self, app: str, database: str, table: str, *, part: int, parts: int, rows: int, size: int,
+                      seconds: float) -> None:  # fmt: skip
+        """One copied table (or one part of a split table); done when every part is in."""
+        with self._lock:
+            entry = self.table(app, database, table)
+            entry.rows += rows
+            entry.bytes += size
+            entry.seconds = round(entry.seconds + seconds, 3)
+            if part not in entry.parts_done:
+                entry.parts_done.append(part)
+            entry.state = "done" if len(entry.parts_done) == parts else "copying"
+            self.save()
+
     def update(self, fn: Any) -> None:
         """Apply ``fn(state)`` under the lock and save (for small multi-field changes)."""
         with self._lock:

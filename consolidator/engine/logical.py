@@ -551,16 +551,8 @@ class LogicalStrategy(Strategy):
         app, journal = run.app.name, run.journal
 
         def done(task: CopyTask, result: CopyResult) -> None:
-            def record(_: Any) -> None:
-                table = journal.table(app, target_db, task.qualified)
-                table.rows += result.rows
-                table.bytes += result.bytes
-                table.seconds = round(table.seconds + result.seconds, 3)
-                if task.part not in table.parts_done:
-                    table.parts_done.append(task.part)
-                table.state = "done" if len(table.parts_done) == task.parts else "copying"
-
-            journal.update(record)
+            journal.record_copied(app, target_db, task.qualified, part=task.part, parts=task.parts,
+                                  rows=result.rows, size=result.bytes, seconds=result.seconds)  # fmt: skip
             emit(run.sink, "step_progress", f"copied {app} {task.qualified} at cutover",
                  step_id=run.step_id("cutover_copy"), table=task.qualified, rows=result.rows, bytes=result.bytes,
                  seconds=round(result.seconds, 3))  # fmt: skip
