@@ -30,6 +30,9 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/inventory_many_databases.py
+	$(BIN)/python bench/dump_vs_pgdump.py $(BENCH_DUMP_ARGS)
+	$(BIN)/python bench/verify_vs_count.py
+	$(BIN)/python bench/logical_cutover_window.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
@@ -37,4 +40,4 @@ clean:
 # Regenerate the example plan under plans/ from the demo's legacy server (tests keep it current).
 example-plan: install
 	rm -rf plans/example
-	$(BIN)/consolidator demo --out plans/example
+	$(BIN)/consolidator demo --out plans/example --plan-only --scale-mb 20
