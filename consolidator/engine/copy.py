@@ -27,6 +27,7 @@ from consolidator.pg.connect import connect
 SPLIT_BYTES = 256 * 1024 * 1024  # tables above this are split into CTID ranges…
 MAX_PARTS = 8  # …into at most this many parts
 PROGRESS_INTERVAL = 0.5
+BATCH_BYTES = 1 << 20
 
 TABLES = """
 SELECT n.nspname, c.relname, c.relpages::bigint,
@@ -170,15 +171,25 @@ class TableCopier:
             with dst.cursor() as dcur:
                 with src.cursor().copy(_source_query(task, self.fmt)) as reader, \
                         dcur.copy(_target_query(task, self.fmt, freeze=whole)) as writer:  # fmt: skip
+                    # psycopg yields one chunk per row in binary COPY: write in ~1 MiB batches, or the
+                    # per-row write calls dominate the copy (measured: about half of its time).
+                    batch = bytearray()
                     for chunk in reader:
+                        batch += chunk
+                        if len(batch) < BATCH_BYTES:
+                            continue
+                        writer.write(batch)
+                        moved += len(batch)
+                        batch = bytearray()
                         if self.stop.is_set():
                             raise StepFailed(f"copy of {task.qualified} interrupted", hint="execute --resume")
-                        writer.write(chunk)
-                        moved += len(chunk)
                         now = time.monotonic()
                         if on_progress and now - last >= PROGRESS_INTERVAL:
                             on_progress(moved, 0)
                             last = now
+                    if batch:
+                        writer.write(batch)
+                        moved += len(batch)
                 rows = max(0, dcur.rowcount)
         return CopyResult(rows=rows, bytes=moved, seconds=time.monotonic() - started)
 

@@ -427,6 +427,14 @@ class LogicalStrategy(Strategy):
                 if not row[1]:
                     conn.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(name)))
 
+    def _confirm_promptly(self, run: AppRun) -> None:
+        """Apply with synchronous_commit on from here: the source then sees the target's confirmation
+        within milliseconds instead of ~150 ms, which is most of the drain's time inside the fence."""
+        for _, db, name in self._databases(run):
+            with connect(run.target.conninfo, dbname=db.target) as conn:
+                stmt = sql.SQL("ALTER SUBSCRIPTION {} SET (synchronous_commit = on)")
+                conn.execute(stmt.format(sql.Identifier(name)))
+
     def _lags(self, run: AppRun) -> dict[str, tuple[str | None, int | None]]:
         slots = [name for _, _, name in self._databases(run)]
         positions = slot_positions(run.source_dsn, slots)
@@ -449,6 +457,7 @@ class LogicalStrategy(Strategy):
                  lag_bytes=lag, elapsed_seconds=round(elapsed, 1))  # fmt: skip
             good = good + 1 if lag <= CAUGHT_UP_BYTES else 0
             if good >= CAUGHT_UP_SAMPLES:
+                self._confirm_promptly(run)
                 _record(run, lag_bytes=lag)
                 emit(run.sink, "log", f"{run.app.name}: caught up (lag {lag} bytes)")
                 return

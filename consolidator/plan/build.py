@@ -37,15 +37,15 @@ CNPG_MAJORS = range(14, 19)
 TARGET_APP_OWNER = "app"  # CloudNativePG's application role, used when the source owner is a superuser
 
 
-def target_owner(db: DatabaseInfo, roles: dict[str, RoleInfo]) -> tuple[str, Finding | None]:
-    """The database owner on the target: the source owner, unless that is a superuser.
+def target_owner(db: DatabaseInfo, roles: dict[str, RoleInfo], provider: str) -> tuple[str, Finding | None]:
+    """The database owner on the target: the source owner, unless that is a superuser on CloudNativePG.
 
-    A superuser cannot own an app database on CloudNativePG (managed roles never get SUPERUSER and
-    ``postgres`` is reserved), so CloudNativePG's ``app`` role owns it; the superuser's objects stay
-    with the target's superuser.
+    A superuser cannot own an app database there (managed roles never get SUPERUSER and ``postgres``
+    is reserved), so CloudNativePG's ``app`` role owns it; the superuser's objects stay with the
+    target's superuser. Local targets keep the superuser as owner, like the source.
     """
     info = roles.get(db.owner)
-    if info is None or not info.superuser:
+    if info is None or not info.superuser or provider != "cnpg":
         return db.owner, None
     note = finding(
         "CN701", f"database {db.name}",
@@ -257,7 +257,7 @@ def build_plan(inv: Inventory, dsn: str, opts: PlanOptions, previous: Plan | Non
         )  # fmt: skip
         steps = build_steps(group.name, strategy.name, size_facts(group.databases), whole_instance)
         findings = [f for db in group.databases for f in db.findings]
-        owners = {db.name: target_owner(db, roles) for db in group.databases}
+        owners = {db.name: target_owner(db, roles, target.provider) for db in group.databases}
         findings += [note for _, note in owners.values() if note is not None]
         apps.append(App(
             name=group.name,
