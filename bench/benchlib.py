@@ -343,3 +343,13 @@ def combined_passfile(path: Path, *instances: LocalInstance) -> Path:
 
 def uri(inst: LocalInstance, dbname: str) -> str:
     return f"postgres://{inst.superuser}@127.0.0.1:{inst.port}/{dbname}"
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """Run a bench's ``main``, print how long the whole bench took, exit with its code."""
+    import sys
+
+    started = time.perf_counter()
+    code = main()
+    print(f"(bench ran {time.perf_counter() - started:.0f} s)")
+    sys.exit(code)

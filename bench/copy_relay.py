@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 
 from benchlib import (
@@ -33,6 +31,7 @@ from benchlib import (
     machine_notes,
     make_plan,
     run,
+    run_main,
     scratch_dir,
     start_instance,
     target_settings,
@@ -194,7 +193,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    code = main()
-    print(f"(bench ran {time.perf_counter() - started:.0f} s)")
-    sys.exit(code)
+    run_main(main)

@@ -13,8 +13,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from benchlib import (
     make_plan,
     ratio_line,
     run,
+    run_main,
     scratch_dir,
     start_instance,
     target_settings,
@@ -256,7 +255,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    code = main()
-    print(f"(bench ran {time.perf_counter() - started:.0f} s)")
-    sys.exit(code)
+    run_main(main)

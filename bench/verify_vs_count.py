@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from benchlib import (
     machine_notes,
     ratio_line,
     run,
+    run_main,
     scratch_dir,
     start_instance,
     user_tables,
@@ -149,7 +149,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    code = main()
-    print(f"(bench ran {time.perf_counter() - started:.0f} s)")
-    sys.exit(code)
+    run_main(main)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +43,15 @@ def inventory(legacy: Server) -> Inventory:
         return run_inventory(legacy.dsn, InventoryOptions(sample_seconds=2))
     finally:
         workload.stop()
+
+
+@pytest.fixture()
+def local_root() -> Iterator[Path]:
+    """Where local targets live: their servers run as an unprivileged user, who must reach it."""
+    root = Path(tempfile.mkdtemp(prefix="consolidator-targets-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture()

@@ -35,6 +35,15 @@ class Server:
             extra["user"] = user
         return make_conninfo(self.dsn, **extra)
 
+    def password_of(self, user: str) -> str:
+        """The password this server's pgpass holds for ``user`` (to log in as an app role elsewhere)."""
+        from consolidator.pg.connect import lookup_passfile
+
+        params = _params(self.dsn)
+        found = lookup_passfile(params["passfile"], {**params, "user": user})
+        assert found is not None, f"no password recorded for {user!r}"
+        return found
+
     def add_password(self, user: str, password: str) -> None:
         if self.instance is not None:
             self.instance.add_password(user, password)
@@ -42,6 +51,14 @@ class Server:
             passfile = Path(_params(self.dsn)["passfile"])
             with open(passfile, "a") as fh:
                 fh.write(f"*:*:*:{user}:{password}\n")
+
+
+def role_conninfo(target_conninfo: str, *, dbname: str, role: str, password: str, **extra: str) -> str:
+    """The target's address with an app role's own credentials (instead of the admin passfile)."""
+    from psycopg.conninfo import make_conninfo
+
+    params = {k: v for k, v in _params(target_conninfo).items() if k != "passfile"}
+    return make_conninfo(**{**params, "user": role, "dbname": dbname, "password": password, **extra})
 
 
 def _params(dsn: str) -> dict[str, Any]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from consolidator.demo.legacy import create_legacy_databases
 from consolidator.pg.connect import connect
-from tests.harness import Server, running_server
+from tests.harness import Server, role_conninfo, running_server
 from tests.test_cli import REPO, cli
 
 TRICKY_DB = 'Ünï "quoted" db'
@@ -47,15 +45,6 @@ def source() -> Iterator[Server]:
         create_legacy_databases(server.dsn, scale_mb=3, passwords=server.add_password)
         add_tricky_database(server)
         yield server
-
-
-@pytest.fixture()
-def local_root() -> Iterator[Path]:
-    """Target instances run as an unprivileged user: their root must be reachable by it."""
-    root = Path(tempfile.mkdtemp(prefix="consolidator-targets-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def make_plan(source: Server, local_root: Path, out: Path, *dbs: str) -> None:
@@ -96,7 +85,9 @@ def test_dump_end_to_end(source: Server, local_root: Path, tmp_path: Path) -> No
     with pytest.raises(Exception, match="CONNECT"):
         connect(source.conninfo("mastodon_production", "mastodon")).close()
     # the target is open to the app role with its original password (same SCRAM hash)
-    with _as_role(target, "mastodon_production", "mastodon", source) as conn:
+    password = source.password_of("mastodon")
+    login = role_conninfo(target, dbname="mastodon_production", role="mastodon", password=password)
+    with connect(login) as conn:
         assert conn.execute("SELECT count(*) FROM statuses").fetchone()[0] > 0
     assert cli("verify", str(out)).returncode == 0
     rb = cli("rollback", str(out), "--app", "mastodon_production")
@@ -105,18 +96,6 @@ def test_dump_end_to_end(source: Server, local_root: Path, tmp_path: Path) -> No
     td = cli("teardown", str(out), "--yes", "--force")
     assert td.returncode == 0, td.stderr
     assert not any(local_root.iterdir())
-
-
-def _as_role(target_conninfo: str, dbname: str, role: str, source: Server):  # type: ignore[no-untyped-def]
-    """Connect to the target as an app role using the password the source's pgpass holds for it."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    from consolidator.pg.connect import lookup_passfile
-
-    src = conninfo_to_dict(source.dsn)
-    password = lookup_passfile(src["passfile"], {**src, "user": role, "dbname": dbname})
-    params = {k: v for k, v in conninfo_to_dict(target_conninfo).items() if k != "passfile"}
-    return connect(make_conninfo(**{**params, "user": role, "dbname": dbname, "password": password}))
 
 
 def test_refuses_half_finished_run_and_resumes_after_kill(source: Server, local_root: Path, tmp_path: Path) -> None:

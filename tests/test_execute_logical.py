@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,9 +28,9 @@ from consolidator.demo.legacy import create_legacy_databases
 from consolidator.engine import fence
 from consolidator.engine.replication import SOURCE_PASSFILE, finalize_logical, object_name
 from consolidator.pg.binaries import available
-from consolidator.pg.connect import connect, lookup_passfile
+from consolidator.pg.connect import connect
 from consolidator.plan.store import load_plan, save_plan
-from tests.harness import Server, running_server
+from tests.harness import Server, role_conninfo, running_server
 from tests.test_cli import REPO, cli
 
 LOGICAL_STEPS = ["provision", "roles", "schema", "publication", "copy", "replicate", "fence", "drain", "cutover_copy",
@@ -45,15 +43,6 @@ def source() -> Iterator[Server]:
     with running_server(15, {"wal_level": "logical"}) as server:
         create_legacy_databases(server.dsn, scale_mb=3, passwords=server.add_password)
         yield server
-
-
-@pytest.fixture()
-def local_root() -> Iterator[Path]:
-    """Target instances run as an unprivileged user: their root must be reachable by it."""
-    root = Path(tempfile.mkdtemp(prefix="consolidator-targets-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def make_plan(source: Server, local_root: Path, out: Path, *extra: str) -> None:
@@ -76,18 +65,6 @@ def scalar(conninfo: str, dbname: str, query: str, params: tuple[Any, ...] = ())
     with connect(conninfo, dbname=dbname) as conn:
         row = conn.execute(query, params).fetchone()
         return row[0] if row else None
-
-
-def password_of(source: Server, role: str) -> str:
-    params = conninfo_to_dict(source.dsn)
-    found = lookup_passfile(params["passfile"], {**params, "user": role})
-    assert found is not None
-    return found
-
-
-def app_conninfo(target_conninfo: str, dbname: str, role: str, password: str) -> str:
-    params = {k: v for k, v in conninfo_to_dict(target_conninfo).items() if k != "passfile"}
-    return make_conninfo(**{**params, "user": role, "dbname": dbname, "password": password, "connect_timeout": "3"})
 
 
 def spawn_execute(out: Path, *args: str) -> subprocess.Popen[str]:
@@ -161,7 +138,8 @@ class TargetProbe(threading.Thread):
             try:
                 state = json.loads((self.out / "state.json").read_text())
                 target = state["apps"]["mastodon_production"]["target"]["conninfo"]
-                with psycopg.connect(app_conninfo(target, "mastodon_production", "mastodon", self.password)) as conn:
+                with psycopg.connect(role_conninfo(target, dbname="mastodon_production", role="mastodon",
+                                                  password=self.password, connect_timeout="3")) as conn:
                     conn.execute("SELECT 1")
                 self.opened = time.monotonic()
             except (OSError, ValueError, KeyError, psycopg.Error):
@@ -171,7 +149,7 @@ class TargetProbe(threading.Thread):
 def test_logical_end_to_end_under_a_writer(source: Server, local_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan"
     make_plan(source, local_root, out)
-    password = password_of(source, "mastodon")
+    password = source.password_of("mastodon")
     writer = Writer(make_conninfo(source.conninfo("mastodon_production", "mastodon"), password=password))
     probe = TargetProbe(out, writer, password)
     writer.start()
@@ -223,7 +201,7 @@ def test_logical_end_to_end_under_a_writer(source: Server, local_root: Path, tmp
     assert "password" not in subconninfo and SOURCE_PASSFILE in subconninfo and not enabled
     passfile = Path(conninfo_to_dict(subconninfo)["passfile"])
     assert oct(passfile.stat().st_mode & 0o777) == "0o600"
-    secret = password_of(source, "postgres")
+    secret = source.password_of("postgres")
     for path in out.rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="replace"), path
@@ -468,7 +446,7 @@ def test_random_kills_under_a_writer_lose_nothing(source: Server, local_root: Pa
     """kill -9 at random points of execute (CONSOLIDATOR_KILL_TRIALS, default 10), resume, check every ack."""
     import random
 
-    password = password_of(source, "mastodon")
+    password = source.password_of("mastodon")
     plan_for_names = None
     for trial in range(int(os.environ.get("CONSOLIDATOR_KILL_TRIALS", "10"))):
         out = tmp_path / f"plan{trial}"

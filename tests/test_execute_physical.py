@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -18,15 +16,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consolidator.demo.legacy import create_legacy_databases
 from consolidator.engine.physical import RoleRow, _names_standby, lsn_int, lsn_text, roles_to_drop
 from consolidator.engine.provider import Provider
 from consolidator.errors import ConfigError
-from consolidator.pg.connect import connect, lookup_passfile
+from consolidator.pg.connect import connect
 from consolidator.pg.instance import BUILD_MARKER
-from tests.harness import Server, running_server
+from tests.harness import Server, role_conninfo, running_server
 from tests.test_cli import REPO, cli
 
 APP = "Team Wiki"
@@ -51,15 +48,6 @@ def _add_extras(server: Server) -> None:
     with connect(server.dsn, dbname="nextcloud") as conn:
         conn.execute("CREATE SUBSCRIPTION legacy_feed CONNECTION 'host=127.0.0.1 port=1 dbname=feed' "
                      "PUBLICATION feed WITH (connect = false)")  # fmt: skip
-
-
-@pytest.fixture()
-def local_root() -> Iterator[Path]:
-    """Target instances run as an unprivileged user: their root must be reachable by it."""
-    root = Path(tempfile.mkdtemp(prefix="consolidator-targets-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 class Writer(threading.Thread):
@@ -107,18 +95,6 @@ def page_ids(conninfo: str) -> set[int]:
         return {int(r[0]) for r in conn.execute("SELECT id FROM wiki.pages")}
 
 
-def source_password(source: Server, user: str) -> str:
-    params = conninfo_to_dict(source.dsn)
-    password = lookup_passfile(params["passfile"], {**params, "user": user, "dbname": APP})
-    assert password
-    return password
-
-
-def as_role(target_conninfo: str, role: str, password: str) -> psycopg.Connection[Any]:
-    params = {k: v for k, v in conninfo_to_dict(target_conninfo).items() if k != "passfile"}
-    return psycopg.connect(make_conninfo(**{**params, "user": role, "dbname": APP, "password": password}))
-
-
 def assert_no_secret(root: Path, secret: str, *, allowed: set[str]) -> None:
     """The password appears in no file below ``root`` except the named passfiles."""
     for path in root.rglob("*"):
@@ -152,7 +128,8 @@ def assert_cut_over(source: Server, out: Path, acked: list[int]) -> dict[str, An
     with pytest.raises(Exception, match="CONNECT"):
         connect(source.conninfo(APP, "wiki-js")).close()
     # the target is open to the app role, with its source password (same SCRAM hash)
-    with as_role(target, "wiki-js", source_password(source, "wiki-js")) as conn:
+    login = role_conninfo(target, dbname=APP, role="wiki-js", password=source.password_of("wiki-js"))
+    with psycopg.connect(login) as conn:
         assert conn.execute("SELECT count(*) FROM wiki.pages").fetchone()[0] == len(target_ids)
     state = json.loads((out / "state.json").read_text())["apps"][APP]
     assert lsn_int(state["facts"]["drained_lsn"]) >= lsn_int(state["facts"]["fence_lsn"])
@@ -192,7 +169,7 @@ def test_physical_end_to_end(source: Server, local_root: Path, tmp_path: Path) -
     passfile = Path(app["target"]["passfile"])
     assert oct(passfile.stat().st_mode & 0o777) == "0o600" and passfile.stat().st_uid == os.geteuid()
     assert not (passfile.parent / "primary.pgpass").exists()
-    secret = source_password(source, "postgres")
+    secret = source.password_of("postgres")
     assert secret not in result.stdout + result.stderr
     assert_no_secret(passfile.parent, secret, allowed={"pgpass"})
     assert_no_secret(out, secret, allowed=set())

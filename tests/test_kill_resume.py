@@ -19,13 +19,13 @@ import pytest
 from consolidator.pg.connect import connect
 from tests.harness import Server
 from tests.test_cli import REPO, cli
-from tests.test_execute_dump import local_root, make_plan, source  # noqa: F401 - fixtures
+from tests.test_execute_dump import make_plan, source  # noqa: F401 - fixture
 
 TRIALS = 10
 
 
 @pytest.mark.slow
-def test_random_kills_then_resume(source: Server, local_root: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_random_kills_then_resume(source: Server, local_root: Path, tmp_path: Path) -> None:  # noqa: F811 - fixture
     rng = random.Random(20261121)
     with connect(source.dsn, dbname="mastodon_production") as conn:
         expected = conn.execute("SELECT count(*), sum(hashtext(s::text)::numeric) FROM statuses s").fetchone()

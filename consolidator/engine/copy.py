@@ -174,24 +174,34 @@ class TableCopier:
         self.stop = threading.Event()
         self._psql_path: str | None = None if relay == "psql" else ""
 
-    def _pair(self) -> tuple[Any, Any]:
-        pair = getattr(self._local, "pair", None)
-        if pair is None:
-            src = connect(self.source_dsn, dbname=self.source_db, autocommit=False,
-                          application_name="consolidator-copy")  # fmt: skip
-            dst = connect(self.target_dsn, dbname=self.target_db, autocommit=True,
-                          application_name="consolidator-copy")  # fmt: skip
-            src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            if self.snapshot:
-                src.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
+    def _keep(self, conn: Any) -> Any:
+        with self._lock:
+            self._conns.append(conn)
+        return conn
+
+    def _target(self) -> Any:
+        """This worker's target session, tuned for bulk loading."""
+        dst = getattr(self._local, "dst", None)
+        if dst is None:
+            dst = self._keep(connect(self.target_dsn, dbname=self.target_db, autocommit=True,
+                                     application_name="consolidator-copy"))  # fmt: skip
             for stmt in ("SET synchronous_commit = off", "SET statement_timeout = 0", "SET lock_timeout = 0",
                          "SET session_replication_role = replica"):  # fmt: skip
                 dst.execute(stmt)
-            pair = (src, dst)
-            self._local.pair = pair
-            with self._lock:
-                self._conns.extend(pair)
-        return pair
+            self._local.dst = dst
+        return dst
+
+    def _source(self) -> Any:
+        """This worker's source session inside the shared snapshot (only for the psycopg relay)."""
+        src = getattr(self._local, "src", None)
+        if src is None:
+            src = self._keep(connect(self.source_dsn, dbname=self.source_db, autocommit=False,
+                                     application_name="consolidator-copy"))  # fmt: skip
+            src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if self.snapshot:
+                src.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
+            self._local.src = src
+        return src
 
     def close(self) -> None:
         with self._lock:
@@ -208,7 +218,7 @@ class TableCopier:
 
     def copy(self, task: CopyTask, on_progress: Callable[[int, int], None] | None = None) -> CopyResult:
         """Copy one task; whole tables are truncated and loaded in one transaction (FREEZE)."""
-        src, dst = self._pair()
+        dst = self._target()
         started = time.monotonic()
         moved = 0
         last = started
@@ -218,7 +228,7 @@ class TableCopier:
                 dst.execute(sql.SQL("TRUNCATE ONLY {}").format(sql.Identifier(task.schema, task.name)))
             with dst.cursor() as dcur:
                 with dcur.copy(_target_query(task, self.fmt, freeze=whole)) as writer:
-                    for block in self._blocks(src, dst, task):
+                    for block in self._blocks(dst, task):
                         writer.write(block)
                         moved += len(block)
                         if self.stop.is_set():
@@ -230,7 +240,7 @@ class TableCopier:
                 rows = max(0, dcur.rowcount)
         return CopyResult(rows=rows, bytes=moved, seconds=time.monotonic() - started)
 
-    def _blocks(self, src: Any, dst: Any, task: CopyTask) -> Iterator[bytes]:
+    def _blocks(self, dst: Any, task: CopyTask) -> Iterator[bytes]:
         """The source table's COPY stream in ~1 MiB blocks.
 
         psycopg yields one chunk per row in binary COPY, so relaying through it costs Python work per
@@ -239,7 +249,7 @@ class TableCopier:
         """
         psql = self._psql()
         if psql is None:
-            yield from _batched(src.cursor().copy(_source_query(task, self.fmt)))
+            yield from _batched(self._source().cursor().copy(_source_query(task, self.fmt)))
             return
         statements = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"]
         if self.snapshot:
