@@ -7,8 +7,8 @@ ANALYZE on the target as the engine's analyze step does. Measured, interleaved `
 - baseline: ``SELECT count(*) FROM ONLY t`` for every table, tables one after another on one session
   per side, source and target sides running at the same time (wall clock until both sides finish);
 - ``verify_database(...)``: catalogs, globals and per-table fingerprints, ``--jobs`` scans per side;
-- for reference, the bare Tier-1 query (count + one ``sum(hashtextextended(t::text, 0))``) measured
-  like the baseline: the floor of any verification that renders every row as text.
+- for reference, a row-as-text hash (count + ``sum(hashtextextended(t::text, 0))``) measured like the
+  baseline: the floor of any verification that renders every row as text, which per-column hashes avoid.
 """
 
 from __future__ import annotations
@@ -138,9 +138,9 @@ def main() -> int:
         print(f"\nresults (scale {args.scale}, {human(size)}, verify jobs {args.jobs}, median of {args.repeat}):")
         print(f"  count(*) of every table, sequential per side, sides concurrent: {med['count']:.2f} s "
               f"(source {side['count'][0]:.2f} s, target {side['count'][1]:.2f} s)")  # fmt: skip
-        print(f"  bare Tier-1 hash query, same shape: {med['hash']:.2f} s (source {side['hash'][0]:.2f} s, "
+        print(f"  row-as-text hash query, same shape: {med['hash']:.2f} s (source {side['hash'][0]:.2f} s, "
               f"target {side['hash'][1]:.2f} s) = {med['hash'] / med['count']:.1f}× count(*)")  # fmt: skip
-        print(f"  verify_database: {med['verify']:.2f} s = {med['verify'] / med['hash']:.2f}× the bare hash query")
+        print(f"  verify_database: {med['verify']:.2f} s = {med['verify'] / med['hash']:.2f}× the row-as-text hash")
         print("  " + ratio_line("verify / count(*)", med["verify"], med["count"], 3.0))
         if args.keep:
             print(f"\n--keep: left behind: {source.root}, {target.root}, {work}")

@@ -5,6 +5,7 @@ Events carry raw numbers (bytes, rows, seconds); pretty units are the renderer's
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,5 +30,11 @@ def discard(_event: Event) -> None:
     """The sink used when nobody listens."""
 
 
+_DELIVER = threading.Lock()
+
+
 def emit(sink: EventSink | None, type_: str, message: str, level: str = "info", **fields: Any) -> None:
-    (sink or discard)(Event(type=type_, message=message, level=level, fields=fields))
+    """Deliver one event. Work runs on several threads; sinks see one event at a time, so none needs a lock."""
+    event = Event(type=type_, message=message, level=level, fields=fields)
+    with _DELIVER:
+        (sink or discard)(event)

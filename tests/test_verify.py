@@ -76,7 +76,7 @@ def test_identical_copy_verifies_clean(src: Server, same: str) -> None:
     report = verify(src, same, sink=events.append, jobs=3)
     assert report.ok, report.differences()
     assert failures(report) == set()
-    assert report.snapshot and report.hash_method == "hashtextextended"
+    assert report.snapshot and report.hash_method == "hashextended"
     by_name = {t.name: t for t in report.tables}
     assert by_name["measurements"].status == "skipped" and by_name["measurements"].kind == "partitioned"
     assert by_name["measurements_2023"].kind == "partition" and by_name["measurements_2023"].status == "match"
@@ -241,6 +241,59 @@ def test_sum_catches_duplicates_that_xor_misses(src: Server) -> None:
     assert (t.missing, t.extra) == (2, 2)
     assert t.samples == ["missing (1,a) ×2", "extra (3,c) ×2"]
     assert failures(report) == {("data", "public.t", "differs")}
+
+
+NATIVE = """
+CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE typed (id int PRIMARY KEY, a int, b int, s smallint, big bigint, flag boolean, t text,
+                    ci text COLLATE nocase, v varchar(20), c char(5), u uuid, ts timestamp, tz timestamptz,
+                    tm time, n numeric, iv interval, j jsonb, f float8, d date);
+INSERT INTO typed SELECT g, g, g + 1, g, g::bigint * 1000000000, g % 2 = 0, 't' || g, 'ci' || g, 'v' || g, 'c' || g,
+       md5(g::text)::uuid, '2024-01-01'::timestamp + g * interval '1 hour',
+       '2024-01-01 00:00+00'::timestamptz + g * interval '1 s',
+       '12:00'::time + g * interval '1 s', 1.5, interval '1 day', '{"a": 1.0}', 0, '2024-01-01'::date + g
+  FROM generate_series(1, 50) g;
+UPDATE typed SET t = NULL, a = NULL WHERE id = 3;
+"""
+
+# One value changed in a way each column's type might not see: every one must still be found.
+NATIVE_CHANGES = {
+    "swap_between_columns": "UPDATE typed SET a = b, b = a WHERE id = 5",
+    "null_to_zero": "UPDATE typed SET a = 0 WHERE id = 3",
+    "null_to_empty": "UPDATE typed SET t = '' WHERE id = 3",
+    "case_under_nondeterministic_collation": "UPDATE typed SET ci = upper(ci) WHERE id = 7",
+    "one_microsecond": "UPDATE typed SET tz = tz + interval '1 microsecond' WHERE id = 9",
+    "bool_flip": "UPDATE typed SET flag = NOT flag WHERE id = 11",
+    "char_value": "UPDATE typed SET c = 'cX' WHERE id = 12",
+    "numeric_scale": "UPDATE typed SET n = 1.50 WHERE id = 13",
+    "interval_units": "UPDATE typed SET iv = interval '24 hours' WHERE id = 14",
+    "jsonb_number_scale": """UPDATE typed SET j = '{"a": 1.00}' WHERE id = 15""",
+    "negative_zero": "UPDATE typed SET f = '-0' WHERE id = 16",
+    "rows_swap_values": "UPDATE typed SET big = CASE id WHEN 17 THEN 18000000000 ELSE 17000000000 END "
+                        "WHERE id IN (17, 18)",
+}
+
+
+@pytest.fixture(scope="module")
+def typed(src: Server) -> str:
+    with connect(src.dsn) as conn:
+        conn.execute("CREATE DATABASE typed")
+    vf.execute(src, "typed", NATIVE)
+    return "typed"
+
+
+@pytest.mark.parametrize("change", list(NATIVE_CHANGES))
+def test_column_hashes_see_every_change(src: Server, typed: str, change: str) -> None:
+    """Native per-type hashes where exact, text where a type's hash equates distinct values."""
+    db = f"typed {change}"
+    with connect(src.dsn) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE typed").format(sql.Identifier(db)))
+    assert verify_database(src.dsn, src.dsn, source_db=typed, target_db=db, roles=[]).ok
+    vf.execute(src, db, NATIVE_CHANGES[change])
+    report = verify_database(src.dsn, src.dsn, source_db=typed, target_db=db, roles=[])
+    assert failures(report) == {("data", "public.typed", "differs")}
+    t = report.table("public", "typed")
+    assert t is not None and t.rows_source == t.rows_target and t.changed >= 1
 
 
 def test_snapshot_pins_the_source(src: Server, make_copy: Callable[[], str], same: str) -> None:

@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+        if not args.verbose:  # psycopg's own cleanup warnings repeat an error the event stream already reports
+            logging.getLogger("psycopg").setLevel(logging.ERROR)
         return int(args.func(args))
     except ConsolidatorError as exc:
         print_error(exc)

@@ -26,6 +26,7 @@ from consolidator.errors import ConsolidatorError, StepFailed
 from consolidator.events import EventSink, emit
 from consolidator.pg.binaries import find
 from consolidator.pg.connect import connect, redact, with_database
+from consolidator.pg.diagnostics import explain
 
 SPLIT_BYTES = 256 * 1024 * 1024  # tables above this are split into CTID ranges…
 MAX_PARTS = 8  # …into at most this many parts
@@ -65,11 +66,20 @@ class CopyTask:
         return f"{self.schema}.{self.name}"
 
 
-def plan_tasks(conn: Any, *, split_bytes: int = SPLIT_BYTES, ctid_ranges: bool = True) -> list[CopyTask]:
-    """One task per table, or per CTID range for large tables (largest first)."""
+def split_limit(jobs: int, cores: int) -> int:
+    """How many parts a large table may be split into. A part only helps when its source and target
+    backends each get a core: beyond ``cores // 2`` parts they compete, and every split part loses
+    COPY FREEZE (a whole table is truncated and loaded in one transaction, so its rows arrive frozen
+    and the index builds and ANALYZE after the copy run faster)."""
+    return max(1, min(MAX_PARTS, jobs, cores // 2))
+
+
+def plan_tasks(conn: Any, *, split_bytes: int = SPLIT_BYTES, ctid_ranges: bool = True,
+               max_parts: int = MAX_PARTS) -> list[CopyTask]:  # fmt: skip
+    """One task per table, or up to ``max_parts`` CTID ranges for large tables (largest first)."""
     tasks: list[CopyTask] = []
     for schema, name, pages, size, rows, columns in conn.execute(TABLES):
-        parts = min(MAX_PARTS, math.ceil(size / split_bytes)) if ctid_ranges and size > split_bytes else 1
+        parts = min(max_parts, math.ceil(size / split_bytes)) if ctid_ranges and size > split_bytes else 1
         if parts <= 1 or pages < parts:
             tasks.append(CopyTask(schema, name, tuple(columns), int(size), int(rows)))
             continue
@@ -282,12 +292,14 @@ class TableCopier:
                     task = futures[fut]
                     try:
                         result = fut.result()
+                    except psycopg.Error as exc:
+                        self.stop.set()
+                        message, hint = explain(exc)
+                        raise StepFailed(f"copy of {task.qualified} from {self.source_db!r} into {self.target_db!r} "
+                                         f"failed: {message}", hint=hint) from None  # fmt: skip
                     except BaseException:
                         self.stop.set()
                         raise
                     done(task, result)
-        except psycopg.Error as exc:
-            raise StepFailed(f"copy failed in {self.source_db!r}: {str(exc).strip().splitlines()[0]}",
-                             hint="fix the cause, then execute --resume") from None  # fmt: skip
         finally:
             self.close()

@@ -1,8 +1,8 @@
 """The ``dump`` strategy (offline): fence, schema, parallel COPY, indexes, large objects, sequences.
 
 Faster than pg_dump | pg_restore because table data streams straight from source to target with
-several workers sharing one snapshot (no intermediate files), large tables split into ranges, and
-indexes are built in parallel afterwards.
+several workers sharing one snapshot (no intermediate files), large tables split into ranges when
+there are cores for the parts, and indexes are built in parallel afterwards.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from consolidator.engine.copy import CopyResult, CopyTask, TableCopier, plan_tasks
+from consolidator.engine.copy import CopyResult, CopyTask, TableCopier, plan_tasks, split_limit
 from consolidator.engine.run import AppRun
 from consolidator.engine.schema import dump_schema, restore_section
 from consolidator.engine.strategy import Strategy
@@ -60,7 +60,9 @@ class DumpStrategy(Strategy):
     def _copy_database(self, run: AppRun, source_db: str, target_db: str) -> None:
         journal, app = run.journal, run.app.name
         with Snapshot(run.source_dsn, source_db) as snap:
-            tasks = plan_tasks(snap.conn)
+            cores = run.provider.cores(run.plan, run.app)
+            tasks = plan_tasks(snap.conn, split_bytes=run.options.split_bytes,
+                               max_parts=split_limit(run.options.jobs, cores))  # fmt: skip
             todo = _pending(run, target_db, tasks)
             copier = TableCopier(run.source_dsn, run.target.conninfo, source_db, target_db, snapshot=snap.id,
                                  jobs=run.options.jobs, fmt=run.options.copy_format, sink=run.sink,

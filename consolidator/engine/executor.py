@@ -17,7 +17,8 @@ from consolidator.engine.strategy import Strategy
 from consolidator.engine.summary import write_summary
 from consolidator.errors import ConfigError, ConsolidatorError, PreconditionError, exit_code_for
 from consolidator.events import EventSink, emit
-from consolidator.pg.connect import connect, redact
+from consolidator.pg.connect import connect
+from consolidator.pg.diagnostics import explain
 from consolidator.plan.fingerprint import ensure_fresh
 from consolidator.plan.model import App, Plan
 from consolidator.plan.store import load_plan
@@ -171,6 +172,14 @@ def execute(plan_dir: Path, opts: ExecuteOptions, sink: EventSink | None = None)
     return result
 
 
+def _diagnose(provider: Provider, plan: Plan, app: App) -> str:
+    """The provider's view of a target after a failure; never raises (it only adds to an error)."""
+    try:
+        return provider.diagnose(plan, app)
+    except Exception:  # a diagnosis must not hide the error it explains
+        return ""
+
+
 def _run_app(plan: Plan, app: App, strategy: Strategy, plan_dir: Path, source: str, provider: Provider,
              journal: Journal, opts: ExecuteOptions, sink: EventSink | None) -> AppOutcome:  # fmt: skip
     state = journal.app(app.name)
@@ -193,8 +202,14 @@ def _run_app(plan: Plan, app: App, strategy: Strategy, plan_dir: Path, source: s
             emit(sink, "step_complete", f"{app.name}: {step.name} done", step_id=step.id, app=app.name,
                  step=step.name, seconds=round(time.monotonic() - step_started, 3))  # fmt: skip
     except (ConsolidatorError, psycopg.Error) as exc:
-        message = exc.message if isinstance(exc, ConsolidatorError) else redact(str(exc).strip().splitlines()[0])
-        hint = exc.hint if isinstance(exc, ConsolidatorError) else "fix the cause, then execute --resume"
+        message, hint = (exc.message, exc.hint) if isinstance(exc, ConsolidatorError) else explain(exc)
+        trouble = "; ".join(p for p in _diagnose(provider, plan, app).split("; ") if p and p not in message)
+        if trouble:
+            message += f" — target {app.cluster_name}: {trouble}"
+            if "No space left on device" in trouble:
+                message += " (disk full)"
+                hint = (f"free space where target {app.cluster_name} keeps its data, or raise its storage and "
+                        "wal_storage overrides and plan again, then execute --resume")
         journal.update(lambda s: setattr(s.apps[app.name], "state", "failed"))
         emit(sink, "step_errored", f"{app.name}: {message}", level="error", app=app.name, hint=hint)
         code = int(exit_code_for(exc)) if isinstance(exc, ConsolidatorError) else 1

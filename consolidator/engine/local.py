@@ -233,6 +233,17 @@ class LocalProvider(Provider):
         inst.promote()
         inst.forget_primary()
 
+    def cores(self, plan: Plan, app: App) -> int:
+        return os.cpu_count() or 1  # local targets share this machine, source included
+
+    def diagnose(self, plan: Plan, app: App) -> str:
+        directory = self._dir(app)
+        if not (directory / "instance.json").exists():
+            return ""
+        inst = LocalInstance.open(directory)
+        parts = [] if inst.is_running() else ["the server is not running"]
+        return "; ".join(parts + inst.log_problems())
+
     def teardown(self, plan: Plan, app: App) -> bool:
         directory = self._dir(app)
         if not directory.exists():

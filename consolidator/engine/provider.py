@@ -72,6 +72,20 @@ class Provider(ABC):
     def teardown(self, plan: Plan, app: App) -> bool:
         """Stop and remove the cluster; True when something was removed."""
 
+    def cores(self, plan: Plan, app: App) -> int:
+        """CPU cores the app's target may use (what the engine's parallelism should not exceed)."""
+        from consolidator.sizing.quantity import parse_cpu
+
+        try:
+            return max(1, int(parse_cpu(str(app.sizing.cpu.value))))
+        except ValueError:
+            return 1
+
+    def diagnose(self, plan: Plan, app: App) -> str:
+        """After a failed step: what is wrong with the cluster itself (down, disk full…), or ''.
+        Read-only and best effort; the engine adds it to the step's error."""
+        return ""
+
 
 def provider_for(plan: Plan) -> Provider:
     """The provider a plan asks for; lists the available ones when unknown."""

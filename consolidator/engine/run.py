@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from consolidator.engine.copy import SPLIT_BYTES
 from consolidator.engine.journal import Journal
 from consolidator.engine.provider import Provider, TargetHandle
 from consolidator.errors import PreconditionError
@@ -17,6 +18,7 @@ class RunOptions:
     jobs: int = 4
     force: bool = False  # accept non-empty target databases
     copy_format: str = "binary"
+    split_bytes: int = SPLIT_BYTES  # tables above this are copied in CTID ranges (cores permitting)
 
 
 @dataclass

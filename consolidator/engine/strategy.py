@@ -144,7 +144,16 @@ class Strategy:
         from consolidator.engine.verification import verify_app
 
         report = verify_app(run)
-        run.journal.update(lambda s: setattr(s.apps[run.app.name], "verified", report.ok))
+        counted = {f"{db.target_db}/{t.schema}.{t.name}": t.rows_target for db in report.databases
+                   for t in db.tables if t.rows_target is not None}  # fmt: skip
+
+        def record(state: Any) -> None:
+            app = state.apps[run.app.name]
+            app.verified = report.ok
+            for key, table in app.tables.items():  # streamed rows are counted nowhere else
+                table.rows = counted.get(key, table.rows)
+
+        run.journal.update(record)
         if not report.ok:
             failing = [f"{db.target_db}: {describe_difference(d)}" for db in report.databases
                        for d in db.differences() if not d.ok]  # fmt: skip

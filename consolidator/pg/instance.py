@@ -53,6 +53,20 @@ CLONE_SETTINGS = {
 }
 
 
+# Log lines that say the server itself is in trouble rather than one statement failing.
+SERVER_TROUBLE = ("PANIC:", "No space left on device", "could not bind", "out of memory", "Too many open files",
+                  "terminated by signal")
+
+
+_SEVERITY = re.compile(r"\b(PANIC|FATAL|ERROR|WARNING|LOG|HINT|DETAIL):\s+")
+
+
+def _without_prefix(line: str) -> str:
+    """``2026-… UTC [123] PANIC:  could not …`` → ``PANIC: could not …`` (the log_line_prefix dropped)."""
+    found = _SEVERITY.search(line)
+    return f"{found.group(1)}: {line[found.end():]}" if found else line
+
+
 def free_port() -> int:
     """A currently free loopback TCP port (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -416,16 +430,33 @@ class LocalInstance:
                     )
                 time.sleep(0.2)
 
+    def _log_tail(self, lines: int) -> list[str]:
+        try:
+            with self.log_file.open("rb") as fh:
+                fh.seek(max(0, fh.seek(0, os.SEEK_END) - 256 * 1024))
+                return fh.read().decode(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return []
+
     def last_log_error(self) -> str:
         """``: <last FATAL/ERROR line of server.log>`` for messages (passwords redacted), or empty."""
         from consolidator.pg.connect import redact
 
-        try:
-            lines = self.log_file.read_text(errors="replace").splitlines()[-50:]
-        except OSError:
-            return ""
-        errors = [line for line in lines if "FATAL:" in line or "ERROR:" in line]
+        errors = [line for line in self._log_tail(50) if "FATAL:" in line or "ERROR:" in line]
         return f": {redact(errors[-1].strip())}" if errors else ""
+
+    def log_problems(self, limit: int = 2) -> list[str]:
+        """Server-level troubles (disk full, crash, port taken) logged since the postmaster last started."""
+        from consolidator.pg.connect import redact
+
+        tail = self._log_tail(400)
+        starts = [i for i, line in enumerate(tail) if "starting PostgreSQL" in line]
+        found: list[str] = []
+        for line in tail[starts[-1] if starts else 0:]:  # only since the postmaster last started
+            text = line.strip()
+            if any(mark in text for mark in SERVER_TROUBLE) and text not in found:
+                found.append(text)
+        return [redact(_without_prefix(t)) for t in found[-limit:]]
 
     def forget_primary(self) -> None:
         """After promotion: drop primary_conninfo and the walreceiver's passfile (the source's credentials)."""
@@ -544,13 +575,19 @@ class LocalInstance:
             fh.write(f"127.0.0.1:{self.port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n")
 
     def start(self, timeout: float = 60) -> None:
-        self._run(
-            [
-                self.binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-                "-w", "-t", str(int(timeout)), "start",
-            ],  # fmt: skip
-            timeout=timeout + 10,
-        )
+        try:
+            self._run(
+                [
+                    self.binaries.tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                    "-w", "-t", str(int(timeout)), "start",
+                ],  # fmt: skip
+                timeout=timeout + 10,
+            )
+        except StepFailed as exc:
+            problems = self.log_problems() or [self.last_log_error().lstrip(": ")]
+            reason = "; ".join(p for p in problems if p)
+            raise StepFailed(f"the server in {self.root} does not start" + (f": {reason}" if reason else ""),
+                             hint=f"fix the cause (see {self.log_file}), then run the command again") from exc
 
     def stop(self, mode: str = "fast") -> None:
         if not self.is_running():

@@ -44,7 +44,7 @@ class TableResult:
     kind: str  # table | partition | partitioned | foreign | matview
     rows_source: int | None = None
     rows_target: int | None = None
-    hash_source: str | None = None  # "h1:h2", the two seeded 64-bit hash sums
+    hash_source: str | None = None  # decimal sum(s) of 64-bit row hashes ("h1:h2" for md5)
     hash_target: str | None = None
     status: str = MATCH
     detail: str = ""
@@ -94,7 +94,7 @@ class DatabaseReport:
     snapshot: str | None = None  # exported source snapshot all table scans shared, when used
     source_version: str = ""
     target_version: str = ""
-    hash_method: str = ""  # hashtextextended | md5 (encoding differs between sides)
+    hash_method: str = ""  # hashextended | md5 (encoding differs between sides)
 
     @property
     def ok(self) -> bool:

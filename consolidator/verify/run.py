@@ -8,8 +8,10 @@ snapshot, so the whole source side is one point in time.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -83,6 +85,15 @@ def verify_database(
         try:
             report.snapshot = _begin(src, export=use_snapshot)
             _begin(tgt, export=False)
+        except psycopg.Error as exc:
+            raise _catalog_error(exc, src, tgt, src_info, tgt_info) from None
+        # The table scans start now and run while the catalogs are compared on the coordinator sessions.
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-tables"))
+        stop = threading.Event()
+        stack.callback(stop.set)  # runs first on the way out: an error below cancels the scans
+        tables = pool.submit(compare_tables, src_info, tgt_info, jobs=jobs, snapshot=report.snapshot, method=method,
+                             sink=sink, expected=wanted, stop=stop)  # fmt: skip
+        try:
             emit(sink, "step_progress", "comparing catalogs and globals", phase="catalog")
             report.checks = compare_catalog(src_ctx, tgt_ctx, wanted)
             report.checks += sequence_values(src_ctx, tgt_ctx, wanted)
@@ -90,8 +101,7 @@ def verify_database(
             volatile = volatile_matviews(src_ctx)
         except psycopg.Error as exc:
             raise _catalog_error(exc, src, tgt, src_info, tgt_info) from None
-        results = compare_tables(src_info, tgt_info, jobs=jobs, snapshot=report.snapshot, method=method, sink=sink,
-                                 expected=wanted)  # fmt: skip
+        results = tables.result()
         report.tables = [r for r in results if r.kind != "matview"]
         report.checks += matview_checks([r for r in results if r.kind == "matview"], volatile, wanted)
     report.seconds = round(time.monotonic() - started, 3)
@@ -142,13 +152,14 @@ def compare_tables(
     sink: EventSink | None = None,
     expected: frozenset[str] = frozenset(),
     binary_floats: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> list[TableResult]:
     """Data only: Tier-1 fingerprint of every table on both sides, drill-down where they differ.
 
     ``snapshot``: a snapshot exported on the source by a session the caller keeps open; the relation
     list and every scan of the source then see exactly that point in time. ``binary_floats``: hash
     float4/float8 columns in binary form; by default only when one side is older than PostgreSQL 12,
-    whose text output of the same double differs.
+    whose text output of the same double differs. ``stop``: set by the caller to cancel the scans.
     """
     with Side("source", source_conninfo, jobs, snapshot) as s_side, Side("target", target_conninfo, jobs) as t_side:
         src_future = s_side.submit("the relation list", _describe_side)
@@ -158,7 +169,7 @@ def compare_tables(
         if binary_floats is None:
             binary_floats = min(src_ver, tgt_ver) < 120000
         results, pairs = pair_relations(src_rels, tgt_rels, binary_floats=binary_floats, expected=expected)
-        scan_pairs(s_side, t_side, pairs, method=method, sink=sink)
+        scan_pairs(s_side, t_side, pairs, method=method, sink=sink, stop=stop)
         for pair in pairs:
             res = pair.result
             if res.status == DIFFERS and (res.rows_source, res.hash_source) != (res.rows_target, res.hash_target):

@@ -32,22 +32,29 @@ PINNED_SESSION = PINNED.replace("SET LOCAL", "SET")
 
 @dataclass(frozen=True)
 class HashMethod:
-    """How a text becomes a signed 64-bit hash, identically on both sides.
+    """How a value becomes a signed 64-bit hash, identically on both sides.
 
-    ``hashtextextended`` (PG ≥ 11) hashes the text in the database encoding; when the two sides
-    use different encodings the bytes differ, so ``md5`` hashes the UTF-8 conversion instead.
+    ``hashextended`` (PG ≥ 11): the table fingerprint hashes each column with its type's own hash
+    function where that is exact (:data:`~consolidator.verify.tables.NATIVE_HASH`), other columns
+    and the drill-down hash text with ``hashtextextended`` — in the database encoding. When the two
+    sides use different encodings those bytes differ, so ``md5`` hashes the UTF-8 conversion of the
+    row text instead (and two seeded halves of its digest are summed).
     """
 
-    name: str = "hashtextextended"
+    name: str = "hashextended"
+
+    @property
+    def native(self) -> bool:
+        return self.name != "md5"
 
     def digest(self, text: sql.Composable) -> sql.Composable:
         """What is computed once per row; :meth:`part` derives each seeded 64-bit hash from it."""
-        if self.name == "hashtextextended":
+        if self.native:
             return text
         return sql.SQL("md5(convert_to({}, 'UTF8'))").format(text)
 
     def part(self, digest: sql.Composable, seed: int) -> sql.Composable:
-        if self.name == "hashtextextended":
+        if self.native:
             return sql.SQL("hashtextextended({}, {})").format(digest, sql.Literal(seed))
         start = {0: 1, 1: 17}.get(seed, 9)  # two independent halves of one digest, plus a bucket slice
         return sql.SQL("('x' || substr({}, {}, 16))::bit(64)::bigint").format(digest, sql.Literal(start))
@@ -57,7 +64,7 @@ class HashMethod:
 
 
 def choose_hash(source_encoding: str, target_encoding: str) -> HashMethod:
-    return HashMethod("hashtextextended" if source_encoding == target_encoding else "md5")
+    return HashMethod("hashextended" if source_encoding == target_encoding else "md5")
 
 
 def translate(exc: psycopg.Error, what: str, side: Side | str) -> Exception:
