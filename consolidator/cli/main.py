@@ -16,6 +16,7 @@ from consolidator.cli import (
     lifecycle_cmd,
     plan_cmd,
     report_cmd,
+    s3_cmd,
     show_cmd,
     verify_cmd,
 )
@@ -23,7 +24,8 @@ from consolidator.cli.output import print_error
 from consolidator.errors import ConfigError, ConsolidatorError, ExitCode, exit_code_for
 from consolidator.pg.connect import redact
 
-COMMANDS = (inventory_cmd, plan_cmd, show_cmd, report_cmd, execute_cmd, lifecycle_cmd, verify_cmd, demo_cmd)
+COMMANDS = (inventory_cmd, plan_cmd, show_cmd, report_cmd, execute_cmd, lifecycle_cmd, verify_cmd, s3_cmd,
+            demo_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

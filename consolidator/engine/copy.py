@@ -24,7 +24,7 @@ from psycopg import sql
 
 from consolidator.errors import ConsolidatorError, StepFailed
 from consolidator.events import EventSink, emit
-from consolidator.pg.binaries import find
+from consolidator.pg.binaries import find_client
 from consolidator.pg.connect import connect, redact, with_database
 from consolidator.pg.diagnostics import explain
 
@@ -270,7 +270,7 @@ class TableCopier:
     def _psql(self) -> str | None:
         if self._psql_path is None:
             try:
-                self._psql_path = find(None).tool("psql")
+                self._psql_path = find_client(None).tool("psql")
             except ConsolidatorError:
                 self._psql_path = ""
         return self._psql_path or None

@@ -15,7 +15,7 @@ from consolidator.engine.run import AppRun
 from consolidator.engine.schema import dump_schema, restore_section
 from consolidator.engine.strategy import Strategy
 from consolidator.events import emit
-from consolidator.pg.binaries import find
+from consolidator.pg.binaries import find_client
 from consolidator.pg.connect import connect
 from consolidator.pg.tools import run_tool
 
@@ -47,7 +47,7 @@ class DumpStrategy(Strategy):
     name = "dump"
 
     def step_schema(self, run: AppRun) -> None:
-        binaries = find(run.target.major)
+        binaries = find_client(run.target.major)
         retry = run.journal.step(run.app.name, "schema").attempts > 1
         for index, db in enumerate(run.app.databases):
             dump = dump_schema(binaries, run.source_dsn, db.source, schema_dir(run, index))
@@ -92,14 +92,14 @@ class DumpStrategy(Strategy):
             copier.run(todo, done=done, progress=progress)
 
     def step_indexes(self, run: AppRun) -> None:
-        binaries = find(run.target.major)
+        binaries = find_client(run.target.major)
         for index, db in enumerate(run.app.databases):
             restore_section(binaries, schema_dir(run, index), run.target.conninfo, db.target, "post-data",
                             jobs=run.options.jobs, clean=True)  # fmt: skip
         self.step_matviews(run)
 
     def step_analyze(self, run: AppRun) -> None:
-        binaries = find(run.target.major)
+        binaries = find_client(run.target.major)
         for db in run.app.databases:
             from consolidator.pg.connect import with_database
 

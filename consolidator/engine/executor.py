@@ -89,16 +89,8 @@ def selected_apps(plan: Plan, names: list[str]) -> list[App]:
     return out
 
 
-def local_root(plan: Plan, plan_dir: Path) -> Path:
-    return Path(plan.target.local_root) if plan.target.local_root else plan_dir / "targets"
-
-
 def make_provider(plan: Plan, plan_dir: Path) -> Provider:
-    if plan.target.provider == "local":
-        from consolidator.engine.local import LocalProvider
-
-        return LocalProvider(local_root(plan, plan_dir))
-    return provider_for(plan)
+    return provider_for(plan, plan_dir)
 
 
 def preflight_source(dsn: str) -> None:

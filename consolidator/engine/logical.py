@@ -49,7 +49,7 @@ from consolidator.engine.schema import dump_schema, restore_section
 from consolidator.engine.strategy import Strategy
 from consolidator.errors import PreconditionError, StepFailed
 from consolidator.events import emit
-from consolidator.pg.binaries import find
+from consolidator.pg.binaries import find_client
 from consolidator.pg.connect import connect, redact
 from consolidator.plan.model import App, Plan
 
@@ -190,7 +190,7 @@ class LogicalStrategy(Strategy):
         """Pre-data then post-data: the apply needs key indexes; FK and ordinary triggers do not fire
         under the subscription's session_replication_role=replica."""
         preflight_target(run.target.conninfo, run.app)  # before anything exists on the source
-        binaries = find(run.target.major)
+        binaries = find_client(run.target.major)
         for index, db, name in self._databases(run):
             done = _db_facts(run, db.source).get("schema", [])
             if "post-data" in done:

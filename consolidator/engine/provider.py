@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from consolidator.errors import ConfigError
 from consolidator.plan.model import App, Plan
@@ -87,15 +88,25 @@ class Provider(ABC):
         return ""
 
 
-def provider_for(plan: Plan) -> Provider:
-    """The provider a plan asks for; lists the available ones when unknown."""
+def provider_for(plan: Plan, plan_dir: Path | None = None) -> Provider:
+    """The provider a plan asks for; lists the available ones when unknown.
+
+    ``plan_dir`` is where the plan lives: local targets default to ``<plan_dir>/targets`` and the
+    cnpg provider keeps its passfiles in ``<plan_dir>/work/`` (a private temp dir without one).
+    """
+    from consolidator.engine.cnpg import CnpgProvider
     from consolidator.engine.local import LocalProvider
 
-    providers: dict[str, type[Provider]] = {"local": LocalProvider}
+    def local() -> Provider:
+        root = Path(plan.target.local_root) if plan.target.local_root else (plan_dir or Path.cwd()) / "targets"
+        return LocalProvider(root)
+
+    providers: dict[str, Callable[[], Provider]] = {"local": local, "cnpg": lambda: CnpgProvider(plan_dir)}
     try:
-        return providers[plan.target.provider]()
+        factory = providers[plan.target.provider]
     except KeyError:
         raise ConfigError(
             f"target provider {plan.target.provider!r} cannot execute plans yet",
             hint="available: " + ", ".join(sorted(providers)),
         ) from None
+    return factory()

@@ -1,7 +1,9 @@
-"""Find PostgreSQL server binaries by major version.
+"""Find PostgreSQL binaries by major version.
 
 Looked up in this order: Debian's ``/usr/lib/postgresql/N/bin``, ``pg_config --bindir`` on PATH,
 and the ``pgserver`` wheel (PostgreSQL 16), so one machine can run several majors side by side.
+Local targets need a server install (:func:`find`); dumping, restoring and relaying COPY only need
+the client tools (:func:`find_client`), which is all the copy image carries (``postgresql-client-N``).
 """
 
 from __future__ import annotations
@@ -86,16 +88,53 @@ def available() -> dict[int, Binaries]:
     return found
 
 
-def find(major: int | None = None) -> Binaries:
-    """Binaries of ``major`` (default: the newest full install, else the wheel's); refuse otherwise."""
-    found = available()
+CLIENT_TOOLS = ("pg_dump", "pg_restore", "psql", "vacuumdb")
+
+
+def _probe_client(bindir: Path) -> Binaries | None:
+    if not all((bindir / tool).is_file() for tool in CLIENT_TOOLS):
+        return None
+    try:
+        out = subprocess.run([str(bindir / "pg_dump"), "--version"], capture_output=True, text=True, timeout=10,
+                             check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _VERSION_RE.search(out)
+    if not match:
+        return None
+    return Binaries(bindir=bindir, major=int(match.group(1)), version=match.group(1) + f".{match.group(2) or 0}")
+
+
+@functools.cache
+def available_clients() -> dict[int, Binaries]:
+    """Every major whose client tools are here: server installs first, then client-only packages."""
+    found = {m: b for m, b in available().items() if all((b.bindir / t).is_file() for t in CLIENT_TOOLS)}
+    for bindir, _ in _candidate_dirs():
+        probed = _probe_client(bindir)
+        if probed and probed.major not in found:
+            found[probed.major] = probed
+    return found
+
+
+def _pick(found: dict[int, Binaries], major: int | None, what: str, hint: str) -> Binaries:
+    """``major`` from ``found`` (default: the newest full install, else the wheel's); refuse otherwise."""
     if major is None and found:
         full = [m for m, b in found.items() if not b.bundled]
         return found[max(full or found)]
     if major is not None and major in found:
         return found[major]
     have = ", ".join(str(m) for m in sorted(found)) or "none"
-    raise PreconditionError(
-        f"PostgreSQL {major if major is not None else ''} server binaries not found (available: {have})",
-        hint=f"install them, e.g. apt-get install postgresql-{major or 15}, or pip install pgserver for 16",
-    )
+    raise PreconditionError(f"PostgreSQL {major if major is not None else ''} {what} not found (available: {have})",
+                            hint=hint)  # fmt: skip
+
+
+def find_client(major: int | None = None) -> Binaries:
+    """Client tools (pg_dump, pg_restore, psql, vacuumdb) of ``major``, default the newest full install."""
+    return _pick(available_clients(), major, "client tools",
+                 f"install them, e.g. apt-get install postgresql-client-{major or 15}")  # fmt: skip
+
+
+def find(major: int | None = None) -> Binaries:
+    """Server binaries of ``major`` (default: the newest full install, else the wheel's)."""
+    return _pick(available(), major, "server binaries",
+                 f"install them, e.g. apt-get install postgresql-{major or 15}, or pip install pgserver for 16")

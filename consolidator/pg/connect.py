@@ -97,6 +97,19 @@ def _prefer_passfile(params: dict[str, Any]) -> None:
         params["password"] = password
 
 
+def pgpass_escape(value: str) -> str:
+    """A pgpass field: ``\\`` and ``:`` escaped with a backslash, as libpq reads it."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def pgpass_line(host: str, port: str, dbname: str, user: str, password: str) -> str:
+    """One pgpass line; ``*`` (unescaped) matches any value of that field."""
+    def field(value: str) -> str:
+        return value if value == "*" else pgpass_escape(value)
+
+    return ":".join(field(v) for v in (host, port, dbname, user, password)) + "\n"
+
+
 def lookup_passfile(path: str, params: dict[str, Any]) -> str | None:
     """The password a pgpass file holds for host:port:db:user (libpq's matching and escaping)."""
     want = [str(params.get("host", "localhost")), str(params.get("port", "5432")), str(params.get("dbname", "*")),

@@ -28,6 +28,7 @@ from psycopg.conninfo import make_conninfo
 
 from consolidator.errors import PreconditionError, StepFailed
 from consolidator.pg.binaries import Binaries, find
+from consolidator.pg.connect import pgpass_line
 
 DEFAULT_OS_USER = "postgres"
 META_FILE = "instance.json"
@@ -89,10 +90,6 @@ def server_os_user() -> str | None:
     return name
 
 
-def _pgpass_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
 def conf_quote(value: str) -> str:
     """A postgresql.conf string literal (the file parser de-escapes backslashes too)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
@@ -112,7 +109,7 @@ def _pgpass_line(host: str, port: str, user: str, password: str | None) -> str:
     """One pgpass line (empty without a password: trust/peer sources need none)."""
     if password is None:
         return ""
-    return f"{host}:{port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n"
+    return pgpass_line(host, port, "*", user, password)
 
 
 def _clear_half_built(root: Path) -> None:
@@ -541,7 +538,7 @@ class LocalInstance:
             pwfile.unlink(missing_ok=True)
         fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"127.0.0.1:{self.port}:*:{_pgpass_escape(self.superuser)}:{password}\n")
+            fh.write(pgpass_line("127.0.0.1", str(self.port), "*", self.superuser, password))
         (self.root / "run").mkdir(exist_ok=True)
         self._chown(self.root / "run")
         self.write_settings({})
@@ -572,7 +569,7 @@ class LocalInstance:
     def add_password(self, user: str, password: str) -> None:
         """Record another role's password in this instance's passfile (0600)."""
         with open(self.passfile, "a") as fh:
-            fh.write(f"127.0.0.1:{self.port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n")
+            fh.write(pgpass_line("127.0.0.1", str(self.port), "*", user, password))
 
     def start(self, timeout: float = 60) -> None:
         try:

@@ -8,6 +8,7 @@ from consolidator.errors import ConfigError
 from consolidator.manifests.render import check_plan, write_manifests
 from consolidator.plan.model import Plan
 from consolidator.plan.store import save_plan
+from consolidator.s3.policy import write_policies
 
 
 def check_manifests(plan: Plan) -> None:
@@ -22,8 +23,9 @@ def check_manifests(plan: Plan) -> None:
 
 
 def write_plan_dir(plan: Plan, out: Path) -> list[Path]:
-    """Returns plan.yaml's path first, then every manifest written."""
+    """Returns plan.yaml's path first, then every manifest (and backup bucket policy) written."""
     check_manifests(plan)
     out.mkdir(parents=True, exist_ok=True)
     manifests = write_manifests(plan, out)
-    return [save_plan(plan, out), *manifests]
+    policies = write_policies(plan, out)
+    return [save_plan(plan, out), *manifests, *policies]

@@ -1,0 +1,649 @@
+"""The ``cnpg`` provider: one CloudNativePG ``Cluster`` per app, driven through :class:`KubeApi`.
+
+What it does, and why this way:
+
+* **preflight** checks everything a first apply would trip over, before anything is created: API
+  reachable, CNPG CRDs and operator version (≥ 1.25 for the 1.25+ fields and kinds the manifests
+  use, ≥ 1.26 and the Barman Cloud plugin CRD when backups are planned), namespaces, storage class,
+  RBAC (SelfSubjectAccessReview per verb/resource) and ResourceQuotas against the proposed sizes.
+  Every problem is collected, then raised at once (exit 4), so one run lists them all.
+* **provision** applies exactly the objects ``consolidator plan`` rendered (``render_app``, the same
+  function that wrote ``DIR/manifests/<cluster>/``) with server-side apply; when the manifest files
+  exist they must still match the plan, so what reaches the cluster is what was reviewed.
+  Secret templates get values here (see :meth:`CnpgProvider._fill_secret`), then it waits.
+* **wait_ready** polls the Cluster until ``readyInstances == spec.instances`` in the healthy phase,
+  and turns the operator's ``phase``/``phaseReason``/conditions (and failed bootstrap Jobs) into a
+  StepFailed naming the cluster and the fix.
+* The :class:`TargetHandle` logs in as the ``<cluster>-superuser`` Secret's user (CNPG creates it
+  because the manifests set ``enableSuperuserAccess`` for dump/logical/physical); the password goes
+  to a 0600 passfile in ``DIR/work/<cluster>/``, never into a conninfo, the plan or a command line.
+  Inside Kubernetes the host is the ``<cluster>-rw`` Service; outside, a port-forward to the primary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import make_conninfo
+
+from consolidator.engine.provider import Provider, TargetHandle
+from consolidator.errors import PreconditionError, StepFailed
+from consolidator.fsutil import write_atomic
+from consolidator.k8s.api import (
+    RESOURCES,
+    KubeApi,
+    KubeConflict,
+    KubeForbidden,
+    PortForward,
+    Resource,
+    identity,
+    selector,
+)
+from consolidator.manifests.admission import BARMAN_API, CNPG_API
+from consolidator.manifests.render import (
+    APP_LABEL,
+    FILL_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    file_name,
+    label_value,
+    pooler_name,
+    render_app,
+    to_yaml,
+)
+from consolidator.pg.connect import pgpass_line
+from consolidator.plan.model import App, Plan
+from consolidator.sizing.quantity import parse_cpu, parse_memory
+
+CLUSTER_CRD = "clusters.postgresql.cnpg.io"
+POOLER_CRD = "poolers.postgresql.cnpg.io"
+SCHEDULED_BACKUP_CRD = "scheduledbackups.postgresql.cnpg.io"
+PLUGIN_CRD = "objectstores.barmancloud.cnpg.io"
+POD_MONITOR_CRD = "podmonitors.monitoring.coreos.com"
+MIN_OPERATOR = (1, 25)  # plugins[], pgDump/RestoreExtraOptions, Publication/Subscription kinds
+MIN_PLUGIN_OPERATOR = (1, 26)  # Barman Cloud plugin 0.14
+BASELINE_OPERATOR = (1, 30)  # what the manifests are validated against
+HEALTHY = "Cluster in healthy state"
+GENERATED_ANNOTATION = "consolidator.io/generated-password"
+PURPOSE_ANNOTATION = "consolidator.io/purpose"
+INSTALL_HINT = ("install CloudNativePG 1.30: kubectl apply --server-side -f https://raw.githubusercontent.com/"
+                "cloudnative-pg/cloudnative-pg/release-1.30/releases/cnpg-1.30.0.yaml (or the cnpg/cloudnative-pg "
+                "Helm chart)")  # fmt: skip
+# Phases after which the operator will not get the cluster healthy by itself (CNPG's phase constants
+# are long sentences; these fragments match them across releases).
+FATAL_PHASE_FRAGMENTS = ("unrecoverable", "cannot proceed", "unable to create", "missing architecture")
+# Kinds we create per app, in teardown order (dependents before what they depend on).
+OWNED_KINDS = (
+    (CNPG_API, "ScheduledBackup"),
+    (CNPG_API, "Pooler"),
+    (CNPG_API, "Cluster"),
+    (BARMAN_API, "ObjectStore"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("v1", "Secret"),
+)
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@dataclass
+class Check:
+    """One preflight finding: ``error`` is fatal, ``warning`` and ``info`` are reported only."""
+
+    severity: str
+    message: str
+    hint: str = ""
+
+    @property
+    def fatal(self) -> bool:
+        return self.severity == "error"
+
+
+class PreflightFailed(PreconditionError):
+    """The Kubernetes target cannot take the plan; ``checks`` holds every finding."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        errors = [c for c in checks if c.fatal]
+        super().__init__(
+            f"the Kubernetes target is not ready ({len(errors)} problem{'s' if len(errors) > 1 else ''}): "
+            + "; ".join(c.message for c in errors),
+            hint="; ".join(dict.fromkeys(c.hint for c in errors if c.hint)),
+        )
+        self.checks = checks
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """``ghcr.io/cloudnative-pg/cloudnative-pg:1.30.0`` / ``v1.34.1`` → (1, 30, 0)."""
+    match = _VERSION.search(text.rsplit(":", 1)[-1] if ":" in text else text)
+    return (int(match[1]), int(match[2]), int(match[3] or 0)) if match else None
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+def _cluster_ref(app: App) -> str:
+    return f"Cluster {app.namespace}/{app.cluster_name}"
+
+
+def _write_passfile(path: Path, user: str, password: str) -> None:
+    """0600 pgpass: any host and port (the port-forward's local port changes per run), this user only."""
+
+    write_atomic(path, pgpass_line("*", "*", "*", user, password), mode=0o600)
+
+
+class CnpgProvider(Provider):
+    """CloudNativePG clusters on the Kubernetes cluster ``api`` talks to (default: current kubeconfig)."""
+
+    name = "cnpg"
+
+    def __init__(
+        self,
+        plan_dir: Path | None = None,
+        api: KubeApi | None = None,
+        *,
+        poll_interval: float = 2.0,
+        ready_timeout: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        in_cluster: bool | None = None,
+    ) -> None:
+        self.plan_dir = plan_dir
+        self._api = api
+        self.poll_interval = poll_interval
+        self.ready_timeout = ready_timeout
+        self._sleep, self._clock = sleep, clock
+        self.in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) if in_cluster is None else in_cluster
+        self._forwards: dict[str, tuple[str, PortForward]] = {}  # cluster → (pod, forward)
+        self._scratch: Path | None = None
+
+    @property
+    def api(self) -> KubeApi:
+        """The real API is only built on first use (constructing the provider never connects)."""
+        if self._api is None:
+            from consolidator.k8s.client import KubernetesApi
+
+            self._api = KubernetesApi()
+        return self._api
+
+    def work_dir(self, app: App) -> Path:
+        """Where the passfile lives: ``DIR/work/<cluster>/`` (a private temp dir without a plan dir)."""
+        if self.plan_dir is not None:
+            return self.plan_dir / "work" / app.cluster_name
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="consolidator-cnpg-"))
+        return self._scratch / app.cluster_name
+
+    # ----------------------------------------------------------------------------------- preflight
+
+    def preflight(self, plan: Plan, apps: Iterable[App]) -> list[Check]:
+        """Everything the first apply needs; raises :class:`PreflightFailed` listing every fatal problem.
+
+        An unreachable API or rejected credentials raise at once (ConnectionFailure, exit 5).
+        """
+        apps = list(apps)
+        checks: list[Check] = []
+        version = self.api.server_version()
+        checks.append(Check("info", f"Kubernetes API {version}"))
+        kube = parse_version(version)
+        if kube and not (1, 34) <= kube[:2] <= (1, 36):
+            checks.append(Check("warning", f"Kubernetes {version} is outside CloudNativePG 1.30's support (1.34–1.36)"))
+        for probe in (self._check_operator, self._check_namespaces, self._check_storage_class, self._check_rbac,
+                      self._check_quotas):  # fmt: skip
+            try:
+                checks += probe(plan, apps)
+            except KubeForbidden as exc:
+                checks.append(Check("error", exc.message, exc.hint or ""))
+        if any(c.fatal for c in checks):
+            raise PreflightFailed(checks)
+        return checks
+
+    def _check_operator(self, plan: Plan, apps: list[App]) -> list[Check]:
+        if self.api.get_crd(CLUSTER_CRD) is None:
+            return [Check("error", f"CloudNativePG operator not installed (CRD {CLUSTER_CRD} missing)", INSTALL_HINT)]
+        out: list[Check] = []
+        needed = [POOLER_CRD] if any(a.sizing.pooler.enabled for a in apps) else []
+        if plan.target.backup is not None:
+            needed.append(SCHEDULED_BACKUP_CRD)
+        missing = [name for name in needed if self.api.get_crd(name) is None]
+        if missing:
+            out.append(Check("error", f"CloudNativePG CRDs missing: {', '.join(missing)}",
+                             "reinstall or upgrade the operator: " + INSTALL_HINT))  # fmt: skip
+        version = self._operator_version(plan)
+        backups = plan.target.backup is not None
+        if version is None:
+            out.append(Check("warning", "CloudNativePG operator version unknown (no operator Deployment found in "
+                             f"{plan.target.operator_namespace})",
+                             "set the plan's target.operator_namespace to where the operator runs"))  # fmt: skip
+        elif version[:2] < MIN_OPERATOR:
+            out.append(Check("error", f"CloudNativePG {_dotted(version)} is too old: the manifests need "
+                             f"≥ {_dotted(MIN_OPERATOR)} (plugins, Publication/Subscription, pg_dump options)",
+                             "upgrade the operator: " + INSTALL_HINT))  # fmt: skip
+        elif backups and version[:2] < MIN_PLUGIN_OPERATOR:
+            out.append(Check("error", f"CloudNativePG {_dotted(version)} cannot run the Barman Cloud plugin "
+                             f"(needs ≥ {_dotted(MIN_PLUGIN_OPERATOR)})",
+                             "upgrade the operator, or plan again without --backup-s3"))  # fmt: skip
+        elif version[:2] < BASELINE_OPERATOR:
+            out.append(Check("warning", f"CloudNativePG {_dotted(version)}: the manifests are validated against "
+                             f"{_dotted(BASELINE_OPERATOR)}", "upgrade the operator when convenient"))  # fmt: skip
+        else:
+            out.append(Check("info", f"CloudNativePG {_dotted(version)}"))
+        if backups and self.api.get_crd(PLUGIN_CRD) is None:
+            out.append(Check("error", f"Barman Cloud plugin not installed (CRD {PLUGIN_CRD} missing) but backups "
+                             "are planned", "install plugin-barman-cloud 0.14 (needs cert-manager) in the "
+                             "operator's namespace, or plan again without --backup-s3"))  # fmt: skip
+        if plan.target.pod_monitor and self.api.get_crd(POD_MONITOR_CRD) is None:
+            out.append(Check("error", f"PodMonitor kind not served (CRD {POD_MONITOR_CRD} missing)",
+                             "install the Prometheus operator CRDs, or plan again without PodMonitors"))  # fmt: skip
+        return out
+
+    def _operator_version(self, plan: Plan) -> tuple[int, int, int] | None:
+        """From the operator Deployment's image tag; else the CRD's ``app.kubernetes.io/version`` label."""
+        for deployment in self.api.list("apps/v1", "Deployment", plan.target.operator_namespace):
+            for container in deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []:
+                image = str(container.get("image") or "")
+                if "cloudnative-pg" in image.rsplit("/", 1)[-1] and "plugin" not in image:
+                    found = parse_version(image)
+                    if found:
+                        return found
+        crd = self.api.get_crd(CLUSTER_CRD) or {}
+        label = ((crd.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/version")
+        return parse_version(str(label)) if label else None
+
+    def _check_namespaces(self, plan: Plan, apps: list[App]) -> list[Check]:
+        out: list[Check] = []
+        for namespace in sorted({a.namespace for a in apps}):
+            if self.api.get("v1", "Namespace", namespace) is not None:
+                continue
+            if self.api.can_i("create", RESOURCES[("v1", "Namespace")], None):
+                out.append(Check("info", f"namespace {namespace} will be created"))
+            else:
+                out.append(Check("error", f"namespace {namespace} does not exist and we may not create namespaces",
+                                 f"create it (kubectl create namespace {namespace}) or grant create on namespaces"))
+        return out
+
+    def _check_storage_class(self, plan: Plan, apps: list[App]) -> list[Check]:
+        wanted = plan.target.storage_class
+        if not wanted:
+            return []
+        names = sorted(str(sc["metadata"]["name"]) for sc in self.api.storage_classes())
+        if wanted in names:
+            return []
+        return [Check("error", f"storage class {wanted} does not exist",
+                      f"available: {', '.join(names) or 'none'}; plan again with one of them")]  # fmt: skip
+
+    def _permissions(self, plan: Plan, apps: list[App]) -> list[tuple[Resource, str, str, tuple[str, ...]]]:
+        """(resource, subresource, namespace, verbs) the provider uses."""
+        cnpg = {kind: RESOURCES[(CNPG_API, kind)] for kind in ("Cluster", "Pooler", "ScheduledBackup")}
+        crud = ("create", "patch", "get", "list", "delete")
+        out: list[tuple[Resource, str, str, tuple[str, ...]]] = []
+        for namespace in sorted({a.namespace for a in apps}):
+            out += [(cnpg["Cluster"], "", namespace, crud), (RESOURCES[("v1", "Secret")], "", namespace, crud),
+                    (RESOURCES[("v1", "ConfigMap")], "", namespace, ("create", "patch", "get", "delete"))]  # fmt: skip
+            if any(a.sizing.pooler.enabled for a in apps if a.namespace == namespace):
+                out.append((cnpg["Pooler"], "", namespace, crud))
+            if plan.target.backup is not None:
+                out += [(cnpg["ScheduledBackup"], "", namespace, crud),
+                        (RESOURCES[(BARMAN_API, "ObjectStore")], "", namespace, crud)]  # fmt: skip
+            if not self.in_cluster:
+                out += [(RESOURCES[("v1", "Pod")], "", namespace, ("get", "list")),
+                        (RESOURCES[("v1", "Pod")], "portforward", namespace, ("create",))]  # fmt: skip
+        out.append((RESOURCES[("apps/v1", "Deployment")], "", plan.target.operator_namespace, ("list",)))
+        return out
+
+    def _check_rbac(self, plan: Plan, apps: list[App]) -> list[Check]:
+        out: list[Check] = []
+        for resource, sub, namespace, verbs in self._permissions(plan, apps):
+            denied = [verb for verb in verbs if not self.api.can_i(verb, resource, namespace, sub)]
+            if not denied:
+                continue
+            name = f"{resource.qualified}/{sub}" if sub else resource.qualified
+            optional = resource.plural == "deployments"  # only used to read the operator version
+            out.append(Check(
+                "warning" if optional else "error",
+                f"missing permission: cannot {', '.join(denied)} {name} in namespace {namespace}",
+                f"grant it with a Role/RoleBinding (check: kubectl auth can-i {denied[0]} {name} -n {namespace})",
+            ))  # fmt: skip
+        return out
+
+    def _demand(self, plan: Plan, apps: list[App]) -> dict[str, float]:
+        """What the apps' new Clusters (and Poolers) ask for: cores, bytes, PVCs, pods."""
+        total = {"cpu": 0.0, "memory": 0.0, "storage": 0.0, "pvcs": 0.0, "pods": 0.0}
+        for app in apps:
+            for obj in render_app(plan, app):
+                spec = obj.get("spec") or {}
+                if obj["kind"] == "Cluster":
+                    instances = int(spec.get("instances", 1))
+                    requests = spec["resources"]["requests"]
+                    volumes = [v for v in (spec.get("storage"), spec.get("walStorage")) if v]
+                    total["cpu"] += instances * parse_cpu(requests["cpu"])
+                    total["memory"] += instances * parse_memory(requests["memory"])
+                    total["storage"] += instances * sum(parse_memory(v["size"]) for v in volumes)
+                    total["pvcs"] += instances * len(volumes)
+                    total["pods"] += instances
+                elif obj["kind"] == "Pooler":
+                    instances = int(spec.get("instances", 1))
+                    for container in spec["template"]["spec"]["containers"]:
+                        requests = (container.get("resources") or {}).get("requests") or {}
+                        total["cpu"] += instances * parse_cpu(requests.get("cpu", 0))
+                        total["memory"] += instances * parse_memory(requests.get("memory", 0))
+                    total["pods"] += instances
+        return total
+
+    def _check_quotas(self, plan: Plan, apps: list[App]) -> list[Check]:
+        out: list[Check] = []
+        storage_class = plan.target.storage_class
+        for namespace in sorted({a.namespace for a in apps}):
+            quotas = self.api.resource_quotas(namespace)
+            if not quotas:
+                continue
+            # Clusters that already exist are counted in the quota's ``used`` already.
+            new = [a for a in apps if a.namespace == namespace
+                   and self.api.get(CNPG_API, "Cluster", a.cluster_name, namespace) is None]  # fmt: skip
+            demand = self._demand(plan, new)
+            keys = {"requests.cpu": "cpu", "cpu": "cpu", "limits.cpu": "cpu", "requests.memory": "memory",
+                    "memory": "memory", "limits.memory": "memory", "requests.storage": "storage",
+                    "persistentvolumeclaims": "pvcs", "pods": "pods"}  # fmt: skip
+            if storage_class:
+                keys[f"{storage_class}.storageclass.storage.k8s.io/requests.storage"] = "storage"
+            for quota in quotas:
+                status = quota.get("status") or {}
+                hard = status.get("hard") or (quota.get("spec") or {}).get("hard") or {}
+                used = status.get("used") or {}
+                for key, what in keys.items():
+                    if key not in hard:
+                        continue
+                    parse = parse_cpu if what == "cpu" else parse_memory
+                    left = parse(hard[key]) - parse(used.get(key, 0))
+                    if demand[what] > left:
+                        out.append(Check(
+                            "error",
+                            f"ResourceQuota {namespace}/{quota['metadata']['name']}: {key} needs "
+                            f"{_amount(what, demand[what])}, only {_amount(what, left)} left "
+                            f"(hard {hard[key]}, used {used.get(key, 0)})",
+                            "raise the quota, or lower the apps' instances/cpu/memory/storage overrides in the "
+                            "plan and plan again",
+                        ))  # fmt: skip
+        return out
+
+    # ----------------------------------------------------------------------------------- provision
+
+    def objects(self, plan: Plan, app: App) -> list[dict[str, Any]]:
+        """The app's rendered objects; refuses when ``DIR/manifests/<cluster>/`` no longer matches the plan."""
+        objects = render_app(plan, app)
+        if self.plan_dir is not None:
+            directory = self.plan_dir / "manifests" / app.cluster_name
+            for obj in objects:
+                path = directory / file_name(obj)
+                if path.is_file() and path.read_text(encoding="utf-8") != to_yaml(obj):
+                    raise PreconditionError(
+                        f"{path} differs from what plan.yaml renders for {app.name}",
+                        hint="edit overrides in plan.yaml and run consolidator plan again (it rewrites the "
+                        "manifests), or revert the hand edit",
+                    )
+        return objects
+
+    def _ensure_namespace(self, namespace: str) -> None:
+        if self.api.get("v1", "Namespace", namespace) is not None:
+            return
+        with contextlib.suppress(KubeConflict):
+            self.api.create({"apiVersion": "v1", "kind": "Namespace",
+                             "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}}})  # fmt: skip
+
+    def _fill_secret(self, plan: Plan, obj: dict[str, Any]) -> dict[str, Any]:
+        """A Secret template with its password: kept when already set, else found or generated.
+
+        * set out of band (SealedSecret, ExternalSecret, kubectl): left alone — the apply below only
+          carries ``username`` and our labels, so the password stays owned by whoever wrote it;
+        * the legacy source login (``externalClusters[].password``): the password libpq finds for the
+          source DSN (PGPASSWORD, pgpass…), else a refusal saying how to create the Secret;
+        * role and initdb-owner passwords: a random one, marked ``consolidator.io/generated-password``.
+          TODO(next slice): fill them with the source's SCRAM verifier instead (pass-through, cnpg.md
+          §3.4) so the Secret agrees with the hash the roles step copies; until then the roles step's
+          copied hash stands only as long as nobody changes the Secret (CNPG re-applies the Secret's
+          password when its resourceVersion changes).
+        """
+        _, _, namespace, name = identity(obj)
+        current = self.api.read_secret(name, namespace) or {}
+        if current.get("password"):
+            return obj
+        annotations = obj["metadata"].get("annotations") or {}
+        username = obj.get("stringData", {}).get("username", "")
+        if name == plan.source.password_secret:
+            from consolidator.engine.local import source_password
+
+            password = source_password(plan.source.conninfo, username)
+            if not password:
+                raise PreconditionError(
+                    f"Secret {namespace}/{name} (the legacy source login {username!r}) has no password and none "
+                    "is known for the source",
+                    hint=f"create it: kubectl -n {namespace} create secret generic {name} --type="
+                    f"kubernetes.io/basic-auth --from-literal=username={username} --from-file=password=FILE, or "
+                    "give the source password through PGPASSWORD/pgpass",
+                )
+        else:
+            password = secrets.token_urlsafe(24)
+            annotations = {**annotations, GENERATED_ANNOTATION: "true"}
+        filled = {**obj, "stringData": {**obj.get("stringData", {}), "password": password}}
+        annotations = {k: v for k, v in annotations.items() if k != FILL_ANNOTATION}
+        filled["metadata"] = {**obj["metadata"], "annotations": annotations}
+        return filled
+
+    def provision(self, plan: Plan, app: App) -> TargetHandle:
+        objects = self.objects(plan, app)
+        for namespace in sorted({identity(o)[2] for o in objects if identity(o)[2]}):
+            self._ensure_namespace(namespace)
+        for obj in objects:
+            self.api.apply(self._fill_secret(plan, obj) if obj["kind"] == "Secret" else obj)
+        return self.wait_ready(plan, app, self.ready_timeout)
+
+    # ----------------------------------------------------------------------------------- status
+
+    def _cluster(self, app: App) -> dict[str, Any] | None:
+        return self.api.get(CNPG_API, "Cluster", app.cluster_name, app.namespace)
+
+    def _problem(self, app: App, cluster: dict[str, Any]) -> tuple[str, str] | None:
+        """(message, fix) when the operator reports something it will not get past by itself."""
+        status = cluster.get("status") or {}
+        phase, reason = str(status.get("phase") or ""), str(status.get("phaseReason") or "")
+        texts = [phase, reason] + [str(c.get("message") or "") for c in status.get("conditions") or []]
+        if any("Expected empty archive" in t for t in texts):
+            detail = next(t for t in texts if "Expected empty archive" in t)
+            return (f"{_cluster_ref(app)} cannot archive WAL: {detail}",
+                    "the backup destination already holds WAL for this serverName: set a new target.backup.attempt "
+                    "in plan.yaml (a new serverName), plan again, then teardown and execute --restart; or empty "
+                    "that prefix deliberately")  # fmt: skip
+        if any(fragment in phase.lower() for fragment in FATAL_PHASE_FRAGMENTS):
+            return (f"{_cluster_ref(app)}: {phase}" + (f" ({reason})" if reason else ""),
+                    f"kubectl -n {app.namespace} describe cluster {app.cluster_name}; fix the cause, then "
+                    "consolidator teardown and execute --restart (a failed bootstrap is not retried)")  # fmt: skip
+        return self._failed_job(app)
+
+    def _failed_job(self, app: App) -> tuple[str, str] | None:
+        """A bootstrap Job (initdb, import, pgbasebackup) that gave up: the Cluster never gets ready."""
+        try:
+            jobs = self.api.list("batch/v1", "Job", app.namespace, selector({"cnpg.io/cluster": app.cluster_name}))
+        except KubeForbidden:
+            return None  # optional insight; preflight does not require it
+        for job in jobs:
+            conditions = (job.get("status") or {}).get("conditions") or []
+            failed = next((c for c in conditions if c.get("type") == "Failed" and c.get("status") == "True"), None)
+            if failed is None:
+                continue
+            name = job["metadata"]["name"]
+            detail = failed.get("message") or failed.get("reason") or "failed"
+            return (f"{_cluster_ref(app)}: job {name} failed: {detail}",
+                    f"read its log (kubectl -n {app.namespace} logs job/{name}); fix the cause (missing role, "
+                    "extension or locale, disk space), then consolidator teardown and execute --restart")  # fmt: skip
+        return None
+
+    @staticmethod
+    def _state(cluster: dict[str, Any]) -> str:
+        status = cluster.get("status") or {}
+        want = int((cluster.get("spec") or {}).get("instances", 1))
+        parts = [str(status.get("phase") or "no status yet"), f"{status.get('readyInstances', 0)}/{want} ready"]
+        if status.get("phaseReason"):
+            parts.append(str(status["phaseReason"]))
+        parts += [f"{c.get('type')}: {c['message']}" for c in status.get("conditions") or []
+                  if c.get("status") == "False" and c.get("message")]  # fmt: skip
+        return "; ".join(parts)
+
+    @staticmethod
+    def _healthy(cluster: dict[str, Any]) -> bool:
+        status = cluster.get("status") or {}
+        want = int((cluster.get("spec") or {}).get("instances", 1))
+        return status.get("phase") == HEALTHY and int(status.get("readyInstances") or 0) >= want
+
+    def _poll(self, app: App, timeout: float, done: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        deadline = self._clock() + timeout
+        while True:
+            cluster = self._cluster(app)
+            if cluster is None:
+                raise PreconditionError(f"{_cluster_ref(app)} does not exist", hint="run consolidator execute first")
+            if done(cluster):
+                return cluster
+            problem = self._problem(app, cluster)
+            if problem is not None:
+                raise StepFailed(problem[0], hint=problem[1])
+            if self._clock() >= deadline:
+                raise StepFailed(
+                    f"{_cluster_ref(app)} not {what} after {timeout:g}s: {self._state(cluster)}",
+                    hint=f"kubectl -n {app.namespace} describe cluster {app.cluster_name} (and the operator's log); "
+                    "execute --resume waits again",
+                )
+            self._sleep(self.poll_interval)
+
+    def wait_ready(self, plan: Plan, app: App, timeout: float = 120) -> TargetHandle:
+        cluster = self._poll(app, timeout, self._healthy, "ready")
+        return self._handle(plan, app, cluster)
+
+    def describe(self, plan: Plan, app: App) -> TargetHandle | None:
+        cluster = self._cluster(app)
+        if cluster is None:
+            return None
+        return self._handle(plan, app, cluster, strict=False)
+
+    def diagnose(self, plan: Plan, app: App) -> str:
+        cluster = self._cluster(app)
+        if cluster is None:
+            return "the Cluster does not exist"
+        if self._healthy(cluster):
+            return ""
+        problem = self._problem(app, cluster)
+        return problem[0] if problem else self._state(cluster)
+
+    # ----------------------------------------------------------------------------------- connection
+
+    def _handle(self, plan: Plan, app: App, cluster: dict[str, Any], *, strict: bool = True) -> TargetHandle:
+        """Superuser conninfo through the passfile; ``strict=False`` tolerates a cluster still bootstrapping."""
+        name, namespace = app.cluster_name, app.namespace
+        service = f"{name}-rw.{namespace}.svc"
+        app_host = f"{pooler_name(app)}.{namespace}.svc" if app.sizing.pooler.enabled else service
+        handle = TargetHandle(cluster=name, conninfo=make_conninfo(host=service, port="5432", dbname="postgres"),
+                              passfile=None, major=plan.target.version,
+                              app_conninfo=f"host={app_host} port=5432")  # fmt: skip
+        if not (cluster.get("spec") or {}).get("enableSuperuserAccess"):
+            if not strict:
+                return handle
+            raise PreconditionError(
+                f"{_cluster_ref(app)} has no superuser access; the {app.strategy.name} strategy needs it",
+                hint="set strategy.options.superuser_access: true for the app in plan.yaml and plan again",
+            )
+        secret = self.api.read_secret(f"{name}-superuser", namespace) or {}
+        if not secret.get("password"):
+            if not strict:
+                return handle
+            raise StepFailed(f"Secret {namespace}/{name}-superuser has no password yet",
+                             hint="CloudNativePG creates it with enableSuperuserAccess; check the operator's log")
+        user = secret.get("username") or "postgres"
+        passfile = self.work_dir(app) / "superuser.pgpass"
+        _write_passfile(passfile, user, secret["password"])
+        host, port = (service, 5432) if self.in_cluster else ("127.0.0.1", self._forward(app, cluster, strict))
+        if port is None:
+            return handle
+        conninfo = make_conninfo(host=host, port=str(port), user=user, dbname="postgres", passfile=str(passfile),
+                                 sslmode="require")  # fmt: skip
+        return TargetHandle(cluster=name, conninfo=conninfo, passfile=str(passfile), major=plan.target.version,
+                            superuser=user, app_conninfo=handle.app_conninfo)  # fmt: skip
+
+    def _forward(self, app: App, cluster: dict[str, Any], strict: bool) -> int | None:
+        """A local port relayed to the current primary's 5432, reused while the primary stays the same."""
+        pod = str((cluster.get("status") or {}).get("currentPrimary") or "")
+        if not pod:
+            pods = self.api.list("v1", "Pod", app.namespace,
+                                 selector({"cnpg.io/cluster": app.cluster_name, "cnpg.io/instanceRole": "primary"}))
+            pod = str(pods[0]["metadata"]["name"]) if pods else ""
+        if not pod:
+            if not strict:
+                return None
+            raise StepFailed(f"{_cluster_ref(app)} has no primary pod to forward to",
+                             hint=f"kubectl -n {app.namespace} get pods -l cnpg.io/cluster={app.cluster_name}")
+        known = self._forwards.get(app.cluster_name)
+        if known is not None and known[0] == pod:
+            return known[1].local_port
+        if known is not None:
+            known[1].close()
+        forward = self.api.port_forward(app.namespace, pod, 5432)
+        self._forwards[app.cluster_name] = (pod, forward)
+        return forward.local_port
+
+    def close(self) -> None:
+        """Stop every port-forward (the engine calls this when a run ends; harmless to call twice)."""
+        for _, forward in self._forwards.values():
+            forward.close()
+        self._forwards.clear()
+
+    # ----------------------------------------------------------------------------------- promote / teardown
+
+    def promote(self, plan: Plan, app: App) -> None:
+        """Leave replica mode (irreversible for a non-CNPG source, cnpg.md §3.3) and wait for the new primary.
+
+        CNPG has no "replica mode" status field; promotion is observed as a timeline switch
+        (``status.timelineID`` above the one before the patch) in the healthy phase with no
+        replica-cluster switch in progress.
+        """
+        cluster = self._cluster(app)
+        if cluster is None:
+            raise PreconditionError(f"{_cluster_ref(app)} does not exist", hint="run consolidator execute first")
+        before = int((cluster.get("status") or {}).get("timelineID") or 0)
+        self.api.merge_patch(CNPG_API, "Cluster", app.cluster_name, app.namespace,
+                             {"spec": {"replica": {"enabled": False}}})  # fmt: skip
+
+        def promoted(live: dict[str, Any]) -> bool:
+            status = live.get("status") or {}
+            switching = bool((status.get("switchReplicaClusterStatus") or {}).get("inProgress"))
+            return self._healthy(live) and not switching and int(status.get("timelineID") or 0) > before
+
+        self._poll(app, self.ready_timeout, promoted, "promoted")
+
+    def teardown(self, plan: Plan, app: App) -> bool:
+        """Delete what we created for the app, found by our labels; shared objects (no app label) stay.
+
+        PVCs, Services, Pods, Jobs and CNPG's own Secrets belong to the Cluster (owner references) and
+        go with it.
+        """
+        forward = self._forwards.pop(app.cluster_name, None)
+        if forward is not None:
+            forward[1].close()
+        labels = selector({MANAGED_BY_LABEL: MANAGED_BY, APP_LABEL: label_value(app.name)})
+        removed = False
+        for api_version, kind in OWNED_KINDS:
+            for obj in self.api.list(api_version, kind, app.namespace, labels):
+                removed |= self.api.delete(api_version, kind, obj["metadata"]["name"], app.namespace)
+        return removed
+
+
+def _amount(what: str, value: float) -> str:
+    if what == "cpu":
+        return f"{value:g} cores"
+    if what in ("memory", "storage"):
+        return f"{value / 2**30:.2f}Gi"
+    return f"{value:g}"

@@ -1,0 +1,280 @@
+"""An in-memory Kubernetes API implementing :class:`consolidator.k8s.api.KubeApi` for fast tests.
+
+Objects are stored by (apiVersion, kind, namespace, name). Server-side apply merges the applied
+fields into the live object (maps merge, lists and scalars are replaced, ``status`` is never
+touched) and records the field manager in ``metadata.managedFields``; every write bumps a global
+``resourceVersion``. Failures are configurable: :meth:`FakeKube.deny` (403 for a verb on a
+resource), :meth:`FakeKube.fail_with` (e.g. timeouts on every call), missing CRDs (just do not
+:meth:`FakeKube.install_cnpg`). :meth:`FakeKube.script_status` plays the operator: each read of an
+object takes the next status from a list (the last one sticks), and :meth:`FakeKube.on_apply`
+lets a test react to an apply the way a controller would (create ``<cluster>-superuser``…).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from consolidator.errors import ConsolidatorError
+from consolidator.k8s.api import (
+    CRD_API,
+    FIELD_MANAGER,
+    KubeConflict,
+    KubeForbidden,
+    KubeUnreachable,
+    Resource,
+    identity,
+    resource_for,
+)
+
+Key = tuple[str, str, str, str]
+CNPG_CRDS = ("clusters", "poolers", "backups", "scheduledbackups", "databases", "publications", "subscriptions",
+             "imagecatalogs", "clusterimagecatalogs")  # fmt: skip
+
+
+def _merge(live: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(live)
+    for key, value in applied.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _merge_patch(live: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386: None deletes, maps merge, anything else replaces."""
+    out = copy.deepcopy(live)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_patch(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _matches(obj: dict[str, Any], label_selector: str | None) -> bool:
+    if not label_selector:
+        return True
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in label_selector.split(","):
+        key, _, value = term.partition("=")
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
+
+
+class FakePortForward:
+    def __init__(self, port: int, target: str) -> None:
+        self.local_port, self.target, self.closed = port, target, False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeKube:
+    """The fake cluster. ``calls`` records (verb, kind, namespace, name) of every write."""
+
+    def __init__(self, version: str = "v1.34.1") -> None:
+        self.version = version
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str, str, str]] = []
+        self.denied: set[tuple[str, str]] = set()  # (verb, qualified resource)
+        self.failure: ConsolidatorError | None = None
+        self.scripts: dict[Key, list[dict[str, Any]]] = {}
+        self.hooks: list[tuple[str, Callable[[FakeKube, dict[str, Any]], None]]] = []
+        self.forwards: list[FakePortForward] = []
+        self.applied: list[dict[str, Any]] = []  # every body given to apply, as sent
+        self._rv = 0
+
+    # -- test set-up
+
+    def put(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store an object as if someone else created it (no field manager of ours)."""
+        stored = copy.deepcopy(obj)
+        stored.setdefault("metadata", {})
+        self._bump(stored)
+        self.objects[identity(stored)] = stored
+        return stored
+
+    def install_cnpg(self, version: str = "1.30.0", *, plugin: bool = True, operator_namespace: str = "cnpg-system",
+                     crds: tuple[str, ...] = CNPG_CRDS) -> None:  # fmt: skip
+        """CNPG CRDs plus the operator Deployment (image tag = version); optionally the Barman Cloud plugin."""
+        for plural in crds:
+            self.put({"apiVersion": CRD_API, "kind": "CustomResourceDefinition",
+                      "metadata": {"name": f"{plural}.postgresql.cnpg.io"}})  # fmt: skip
+        if plugin:
+            self.put({"apiVersion": CRD_API, "kind": "CustomResourceDefinition",
+                      "metadata": {"name": "objectstores.barmancloud.cnpg.io"}})  # fmt: skip
+        self.put({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "cnpg-controller-manager", "namespace": operator_namespace,
+                         "labels": {"app.kubernetes.io/name": "cloudnative-pg"}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "manager", "image": f"ghcr.io/cloudnative-pg/cloudnative-pg:{version}"}]}}},
+        })  # fmt: skip
+
+    def add_namespace(self, name: str) -> None:
+        self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def add_storage_class(self, name: str) -> None:
+        self.put({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+                  "provisioner": "fake.csi"})  # fmt: skip
+
+    def add_quota(self, namespace: str, hard: dict[str, str], used: dict[str, str] | None = None) -> None:
+        self.put({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "quota", "namespace": namespace},
+                  "spec": {"hard": hard}, "status": {"hard": hard, "used": used or {}}})  # fmt: skip
+
+    def add_secret(self, name: str, namespace: str, data: dict[str, str], labels: dict[str, str] | None = None) -> None:
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        self.put({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace,
+                  "labels": labels or {}}, "data": encoded})  # fmt: skip
+
+    def deny(self, verb: str, resource: str) -> None:
+        """403 for ``verb`` on ``resource`` (qualified, e.g. ``poolers.postgresql.cnpg.io``)."""
+        self.denied.add((verb, resource))
+
+    def fail_with(self, error: ConsolidatorError | None) -> None:
+        """Every call raises ``error`` (e.g. a timeout) until reset with None."""
+        self.failure = error
+
+    def timeout(self) -> None:
+        self.fail_with(KubeUnreachable("the Kubernetes API did not answer within 30s", hint="check the API server"))
+
+    def script_status(self, api_version: str, kind: str, namespace: str, name: str,
+                      statuses: list[dict[str, Any]]) -> None:  # fmt: skip
+        """Successive reads of the object see these statuses in turn (the last one sticks)."""
+        self.scripts[(api_version, kind, namespace, name)] = [copy.deepcopy(s) for s in statuses]
+
+    def on_apply(self, kind: str, hook: Callable[[FakeKube, dict[str, Any]], None]) -> None:
+        self.hooks.append((kind, hook))
+
+    def managers(self, obj: dict[str, Any]) -> set[str]:
+        return {m["manager"] for m in (obj.get("metadata") or {}).get("managedFields") or []}
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [o for k, o in self.objects.items() if k[1] == kind]
+
+    # -- plumbing
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+
+    def _check(self, verb: str, resource: Resource, namespace: str | None) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if (verb, resource.qualified) in self.denied:
+            raise KubeForbidden(verb, resource.qualified, namespace if resource.namespaced else None)
+
+    def _read(self, key: Key) -> dict[str, Any] | None:
+        obj = self.objects.get(key)
+        if obj is None:
+            return None
+        script = self.scripts.get(key)
+        if script:
+            obj["status"] = script.pop(0) if len(script) > 1 else copy.deepcopy(script[0])
+        return copy.deepcopy(obj)
+
+    # -- KubeApi
+
+    def server_version(self) -> str:
+        if self.failure is not None:
+            raise self.failure
+        return self.version
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        res = resource_for(api_version, kind)
+        self._check("get", res, namespace)
+        return self._read((api_version, kind, (namespace or "") if res.namespaced else "", name))
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        self._check("list", resource_for(api_version, kind), namespace)
+        keys = [k for k in self.objects if k[0] == api_version and k[1] == kind and (namespace is None
+                or k[2] == namespace)]  # fmt: skip
+        found = [self._read(k) for k in sorted(keys)]
+        return [o for o in found if o is not None and _matches(o, label_selector)]
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        api_version, kind, namespace, name = identity(obj)
+        res = resource_for(api_version, kind)
+        self._check("patch", res, namespace)
+        if not name or name == "None":
+            raise AssertionError(f"apply without metadata.name: {obj}")
+        if res.namespaced and not namespace:
+            raise AssertionError(f"namespaced {kind} {name} applied without a namespace")
+        self.applied.append(copy.deepcopy(obj))
+        key = (api_version, kind, namespace, name)
+        applied = {k: v for k, v in copy.deepcopy(obj).items() if k != "status"}
+        live = self.objects.get(key)
+        merged = _merge(live, applied) if live else applied
+        fields = [m for m in merged["metadata"].get("managedFields") or [] if m["manager"] != FIELD_MANAGER]
+        merged["metadata"]["managedFields"] = [*fields, {"manager": FIELD_MANAGER, "operation": "Apply"}]
+        self._bump(merged)
+        self.objects[key] = merged
+        self.calls.append(("apply", kind, namespace, name))
+        for hook_kind, hook in list(self.hooks):
+            if hook_kind == kind:
+                hook(self, copy.deepcopy(merged))
+        return copy.deepcopy(merged)
+
+    def merge_patch(self, api_version: str, kind: str, name: str, namespace: str | None,
+                    patch: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        res = resource_for(api_version, kind)
+        self._check("patch", res, namespace)
+        key = (api_version, kind, namespace or "", name)
+        if key not in self.objects:
+            raise AssertionError(f"merge patch of missing {key}")
+        patched = _merge_patch(self.objects[key], patch)
+        self._bump(patched)
+        self.objects[key] = patched
+        self.calls.append(("merge_patch", kind, namespace or "", name))
+        return copy.deepcopy(patched)
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        api_version, kind, namespace, name = identity(obj)
+        self._check("create", resource_for(api_version, kind), namespace)
+        if (api_version, kind, namespace, name) in self.objects:
+            raise KubeConflict(f"{kind} {name} already exists")
+        self.calls.append(("create", kind, namespace, name))
+        return copy.deepcopy(self.put(obj))
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        self._check("delete", resource_for(api_version, kind), namespace)
+        self.calls.append(("delete", kind, namespace or "", name))
+        return self.objects.pop((api_version, kind, namespace or "", name), None) is not None
+
+    def get_crd(self, name: str) -> dict[str, Any] | None:
+        return self.get(CRD_API, "CustomResourceDefinition", name)
+
+    def read_secret(self, name: str, namespace: str) -> dict[str, str] | None:
+        obj = self.get("v1", "Secret", name, namespace)
+        if obj is None:
+            return None
+        out = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+        out.update(obj.get("stringData") or {})
+        return out
+
+    def can_i(self, verb: str, resource: Resource, namespace: str | None, subresource: str = "") -> bool:
+        if self.failure is not None:
+            raise self.failure
+        qualified = f"{resource.qualified}/{subresource}" if subresource else resource.qualified
+        return (verb, qualified) not in self.denied
+
+    def resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
+        return self.list("v1", "ResourceQuota", namespace)
+
+    def storage_classes(self) -> list[dict[str, Any]]:
+        return self.list("storage.k8s.io/v1", "StorageClass")
+
+    def port_forward(self, namespace: str, pod: str, port: int) -> FakePortForward:
+        if self.failure is not None:
+            raise self.failure
+        forward = FakePortForward(40000 + len(self.forwards), f"{namespace}/{pod}:{port}")
+        self.forwards.append(forward)
+        return forward
