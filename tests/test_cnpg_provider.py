@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from consolidator.engine.cnpg import CnpgProvider, PreflightFailed
+from consolidator.engine.cnpg import CnpgProvider
+from consolidator.engine.cnpg_preflight import PreflightFailed
 from consolidator.engine.provider import provider_for
 from consolidator.errors import ExitCode, PreconditionError, StepFailed
 from consolidator.k8s.api import KubeForbidden, KubeUnreachable
