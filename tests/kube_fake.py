@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from consolidator.errors import ConsolidatorError
@@ -28,10 +31,46 @@ from consolidator.k8s.api import (
     identity,
     resource_for,
 )
+from consolidator.plan.model import Plan
+from consolidator.plan.store import load_plan
 
 Key = tuple[str, str, str, str]
 CNPG_CRDS = ("clusters", "poolers", "backups", "scheduledbackups", "databases", "publications", "subscriptions",
              "imagecatalogs", "clusterimagecatalogs")  # fmt: skip
+EXAMPLE_PLAN = Path(__file__).resolve().parents[1] / "plans" / "example"
+"""The example plan directory (``plans/example``) that the Kubernetes tests start from."""
+
+
+class Clock:
+    """A fake monotonic clock that ``sleep`` advances: polling tests take no time.
+
+    ``now`` is the time slept so far, ``sleeps`` how many times ``sleep`` was called.
+    """
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 0.0, 0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.sleeps += 1
+
+
+@functools.cache
+def _example_plan() -> Plan:
+    return load_plan(EXAMPLE_PLAN)
+
+
+def cnpg_example_plan(namespace: str = "apps") -> Plan:
+    """A fresh copy of ``plans/example`` retargeted at CloudNativePG in ``namespace``.
+
+    The target and every app live in ``namespace`` and there is no ``local_root``. The plan is loaded
+    once and deep-copied on each call, so tests never share state.
+    """
+    plan = copy.deepcopy(_example_plan())
+    plan.target.provider, plan.target.namespace, plan.target.local_root = "cnpg", namespace, None
+    for app in plan.apps:
+        app.namespace = namespace
+    return plan
 
 
 def _merge(live: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +129,25 @@ class FakeKube:
         self.forwards: list[FakePortForward] = []
         self.applied: list[dict[str, Any]] = []  # every body given to apply, as sent
         self._rv = 0
+        self.rollouts: dict[Key, int] = {}  # workload → reads in progress after a change (-1: stuck)
+        self.job_player: Callable[[FakeKube, dict[str, Any], int], None] | None = None
+        self._job_ticks: dict[Key, int] = {}
+        self._job_lock = threading.RLock()  # copy Jobs are watched from several threads
+        # The kubelet's part for source reachability check pods: True → they connect; a text → they fail
+        # with it as their termination message; None → they stay Pending.
+        self.source_check: bool | str | None = True
+        self.on_apply("Pod", FakeKube._run_source_check)
+
+    @staticmethod
+    def _run_source_check(fake: FakeKube, pod: dict[str, Any]) -> None:
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get("consolidator.io/purpose") != "source-check" or fake.source_check is None:
+            return
+        ok = fake.source_check is True
+        message = "reached PostgreSQL 15.18" if ok else str(fake.source_check)
+        key = ("v1", "Pod", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        fake.objects[key]["status"] = {"phase": "Succeeded" if ok else "Failed", "containerStatuses": [{
+            "name": "check", "state": {"terminated": {"exitCode": 0 if ok else 2, "message": message}}}]}
 
     # -- test set-up
 
@@ -150,6 +208,13 @@ class FakeKube:
         """Successive reads of the object see these statuses in turn (the last one sticks)."""
         self.scripts[(api_version, kind, namespace, name)] = [copy.deepcopy(s) for s in statuses]
 
+    def play_jobs(self, player: Callable[[FakeKube, dict[str, Any], int], None]) -> None:
+        """Play the Job controller and its pod: before each read of a Job (get or list),
+        ``player(fake, live_job, tick)`` may advance it — write its journal ConfigMap, set
+        ``status.succeeded``/``failed`` on ``live_job`` (the stored object). ``tick`` counts that
+        Job's reads from 0 and starts again when the Job is created anew."""
+        self.job_player = player
+
     def on_apply(self, kind: str, hook: Callable[[FakeKube, dict[str, Any]], None]) -> None:
         self.hooks.append((kind, hook))
 
@@ -158,6 +223,27 @@ class FakeKube:
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [o for k, o in self.objects.items() if k[1] == kind]
+
+    def add_workload(self, kind: str, name: str, namespace: str, *, replicas: int = 2, reads: int = 2) -> None:
+        """A rolled-out Deployment/StatefulSet whose controller, after each template change, reports
+        ``reads`` in-progress statuses (generation not yet observed, then half updated), then done;
+        ``reads=-1`` never finishes (a stuck rollout)."""
+        self.put({"apiVersion": "apps/v1", "kind": kind,
+                  "metadata": {"name": name, "namespace": namespace, "generation": 1},
+                  "spec": {"replicas": replicas, "template": {"metadata": {"labels": {"app": name}},
+                                                              "spec": {"containers": [{"name": name}]}}},
+                  "status": {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                             "availableReplicas": replicas}})  # fmt: skip
+        self.rollouts[("apps/v1", kind, namespace, name)] = reads
+
+    def _start_rollout(self, key: Key, obj: dict[str, Any]) -> None:
+        generation, want = int(obj["metadata"]["generation"]), int(obj["spec"].get("replicas", 1))
+        old = dict(obj.get("status") or {})
+        seen = {**old, "observedGeneration": generation, "updatedReplicas": want // 2, "availableReplicas": want - 1}
+        done = {**old, "observedGeneration": generation, "updatedReplicas": want, "availableReplicas": want}
+        reads = self.rollouts[key]
+        steps = [old, seen] * 1000 if reads < 0 else [*([old] + [seen] * (reads - 1))[:reads], done]
+        self.scripts[key] = steps
 
     # -- plumbing
 
@@ -172,6 +258,11 @@ class FakeKube:
             raise KubeForbidden(verb, resource.qualified, namespace if resource.namespaced else None)
 
     def _read(self, key: Key) -> dict[str, Any] | None:
+        if key[1] == "Job" and self.job_player is not None and key in self.objects:
+            with self._job_lock:
+                tick = self._job_ticks.get(key, 0)
+                self._job_ticks[key] = tick + 1
+                self.job_player(self, self.objects[key], tick)
         obj = self.objects.get(key)
         if obj is None:
             return None
@@ -231,6 +322,10 @@ class FakeKube:
         if key not in self.objects:
             raise AssertionError(f"merge patch of missing {key}")
         patched = _merge_patch(self.objects[key], patch)
+        if patched.get("spec") != self.objects[key].get("spec"):  # as the API server: spec changes bump it
+            patched["metadata"]["generation"] = int(patched["metadata"].get("generation") or 1) + 1
+            if key in self.rollouts:
+                self._start_rollout(key, patched)
         self._bump(patched)
         self.objects[key] = patched
         self.calls.append(("merge_patch", kind, namespace or "", name))
@@ -242,6 +337,7 @@ class FakeKube:
         if (api_version, kind, namespace, name) in self.objects:
             raise KubeConflict(f"{kind} {name} already exists")
         self.calls.append(("create", kind, namespace, name))
+        self._job_ticks.pop((api_version, kind, namespace, name), None)
         return copy.deepcopy(self.put(obj))
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
@@ -278,3 +374,9 @@ class FakeKube:
         forward = FakePortForward(40000 + len(self.forwards), f"{namespace}/{pod}:{port}")
         self.forwards.append(forward)
         return forward
+
+
+def fake_password_hash(plan: Any, role: str) -> str:
+    """Stands in for the source's ``pg_authid`` lookup (there is no source server behind the fake API):
+    a SCRAM verifier per role, recognisable in the filled Secrets."""
+    return f"SCRAM-SHA-256$4096:ZmFrZQ==${role}:fake"

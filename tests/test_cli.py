@@ -73,7 +73,7 @@ def test_plan_show_report(legacy: Server, tmp_path: Path) -> None:
                  "--strategy", "mastodon_production=logical", "--target", "cnpg", "--namespace", "apps",
                  "--backup-s3", "s3://pg-backups/legacy", "--backup-endpoint", "https://rgw.example:7480",
                  "--pod-monitor", "--network-policy", "--app-namespace", "web", "--priority-class", "databases",
-                 "--storage-class", "fast-ssd")  # fmt: skip
+                 "--storage-class", "fast-ssd", "--source-from-cluster", "legacy-pg.db.svc:5432")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (out / "plan.yaml").exists() and (out / "manifests" / "kustomization.yaml").exists()
     kinds = set()
@@ -88,6 +88,9 @@ def test_plan_show_report(legacy: Server, tmp_path: Path) -> None:
     assert cluster["spec"]["storage"]["storageClass"] == "fast-ssd"
     assert cluster["spec"]["plugins"][0]["parameters"]["serverName"].startswith("keycloak-")
     assert "mastodon-production" in result.stdout
+    masto = yaml.safe_load((out / "manifests" / "mastodon-production" / "cluster-mastodon-production.yaml").read_text())
+    legacy_params = masto["spec"]["externalClusters"][0]["connectionParameters"]
+    assert (legacy_params["host"], legacy_params["port"]) == ("legacy-pg.db.svc", "5432")
     show = cli("show", str(out))
     assert show.returncode == 0 and "team-wiki" in show.stdout
     for fmt in ("md", "html", "json"):

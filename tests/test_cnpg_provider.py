@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import socket
 import stat
@@ -20,11 +19,9 @@ from consolidator.k8s.api import KubeForbidden, KubeUnreachable
 from consolidator.k8s.portforward import TcpRelay
 from consolidator.manifests.render import write_manifests
 from consolidator.plan.model import BackupTarget, Plan
-from consolidator.plan.store import load_plan
 from tests.cnpg_schema import validate_object
-from tests.kube_fake import FakeKube
+from tests.kube_fake import Clock, FakeKube, cnpg_example_plan, fake_password_hash
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "plans" / "example"
 NS = "apps"
 CNPG = "postgresql.cnpg.io/v1"
 SOURCE_PASSWORD = "s0urce-secret:pw"
@@ -32,29 +29,9 @@ SUPERUSER_PASSWORD = "Sup3r-secret-pw"
 SETTING_UP = {"phase": "Setting up primary", "readyInstances": 0}
 
 
-class Clock:
-    """A fake monotonic clock that ``sleep`` advances: polling tests take no time."""
-
-    def __init__(self) -> None:
-        self.now, self.sleeps = 0.0, 0
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.sleeps += 1
-
-
-@pytest.fixture(scope="module")
-def example() -> Plan:
-    return load_plan(EXAMPLE)
-
-
 @pytest.fixture
-def plan(example: Plan) -> Plan:
-    plan = copy.deepcopy(example)
-    plan.target.provider, plan.target.namespace, plan.target.local_root = "cnpg", NS, None
-    for app in plan.apps:
-        app.namespace = NS
-    return plan
+def plan() -> Plan:
+    return cnpg_example_plan(NS)
 
 
 @pytest.fixture
@@ -74,6 +51,7 @@ def clock() -> Clock:
 def provider(kube: FakeKube, clock: Clock, plan_dir: Path | None, **kw: Any) -> CnpgProvider:
     kw.setdefault("in_cluster", False)
     return CnpgProvider(plan_dir, kube, poll_interval=2.0, ready_timeout=60, sleep=clock.sleep,
+                        password_hash=fake_password_hash,
                         clock=lambda: clock.now, **kw)  # fmt: skip
 
 
@@ -106,7 +84,7 @@ def errors(exc: PreflightFailed) -> list[str]:
 
 
 def test_preflight_happy_path(plan: Plan, kube: FakeKube, clock: Clock) -> None:
-    checks = provider(kube, clock, None).preflight(plan, plan.apps)
+    checks = provider(kube, clock, None).checks(plan, plan.apps)
     assert not [c for c in checks if c.fatal]
     messages = " | ".join(c.message for c in checks)
     assert "Kubernetes API v1.34.1" in messages and "CloudNativePG 1.30.0" in messages
@@ -163,7 +141,7 @@ def test_preflight_names_missing_verb_and_resource(plan: Plan, kube: FakeKube, c
     # inside the cluster no port-forward is needed
     kube.denied -= {("list", "resourcequotas"), ("create", "poolers.postgresql.cnpg.io"),
                     ("delete", "poolers.postgresql.cnpg.io")}  # fmt: skip
-    assert not [c for c in provider(kube, clock, None, in_cluster=True).preflight(plan, plan.apps) if c.fatal]
+    assert not [c for c in provider(kube, clock, None, in_cluster=True).checks(plan, plan.apps) if c.fatal]
 
 
 def test_preflight_quota(plan: Plan, kube: FakeKube, clock: Clock) -> None:
@@ -176,7 +154,7 @@ def test_preflight_quota(plan: Plan, kube: FakeKube, clock: Clock) -> None:
     # the same quota fits once the apps' Clusters exist (their usage is already counted in 'used')
     for app in plan.apps:
         kube.put({"apiVersion": CNPG, "kind": "Cluster", "metadata": {"name": app.cluster_name, "namespace": NS}})
-    assert not [c for c in provider(kube, clock, None).preflight(plan, plan.apps) if c.fatal]
+    assert not [c for c in provider(kube, clock, None).checks(plan, plan.apps) if c.fatal]
 
 
 def test_preflight_storage_class_and_namespace(plan: Plan, clock: Clock) -> None:
@@ -212,18 +190,24 @@ def test_provision_applies_validated_objects_and_hands_out_a_passfile(
     handles = {app.name: prov.provision(plan, app) for app in plan.apps}
 
     assert kube.get("v1", "Namespace", NS) is not None
-    assert kube.applied and all(validate_object(obj) is None for obj in kube.applied)
+    assert kube.applied and all(validate_object(obj) is None for obj in kube.applied if obj["kind"] != "Pod")
+    # one reachability check per app whose pods connect to the legacy server (logical, physical, import)
+    checked = [o["metadata"]["name"].rsplit("-source-check-", 1)[0] for o in kube.applied if o["kind"] == "Pod"]
+    assert checked == [a.cluster_name for a in plan.apps if a.strategy.name in ("logical", "physical", "import")]
+    assert checked
+    assert kube.of_kind("Pod") == []  # the reachability check pods are gone
     for app in plan.apps:
         cluster = kube.get(CNPG, "Cluster", app.cluster_name, NS)
         assert cluster is not None and kube.managers(cluster) == {"consolidator"}
     pooler = kube.get(CNPG, "Pooler", "nextcloud-pooler-rw", NS)
     assert pooler is not None and kube.managers(pooler) == {"consolidator"}
-    # every Secret template now has a password; the legacy login is the source's, roles get generated ones
+    # every Secret template now has a password: the legacy login the source's, each role its hash from
+    # the source (CloudNativePG passes verifiers through, so the roles keep their passwords)
     legacy = kube.read_secret(plan.source.password_secret, NS)
     assert legacy == {"username": "postgres", "password": SOURCE_PASSWORD}
     owner = kube.get("v1", "Secret", "keycloak-keycloak", NS)
-    assert owner is not None and len(owner["stringData"]["password"]) >= 24
-    assert owner["metadata"]["annotations"]["consolidator.io/generated-password"] == "true"
+    assert owner is not None and owner["stringData"]["password"] == fake_password_hash(plan, "keycloak")
+    assert "consolidator.io/generated-password" not in owner["metadata"].get("annotations", {})
     # wait_ready polled through "Setting up primary"
     assert clock.sleeps == 2 * len([a for a in plan.apps])
 

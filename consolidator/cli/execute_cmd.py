@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel copy/index workers (default 4)")
     p.add_argument("--json", action="store_true", help="NDJSON events on stdout")
     p.add_argument("--source", metavar="DSN", help="source DSN with credentials (default: the plan's conninfo)")
+    p.add_argument("--in-cluster", action="store_true",
+                   help="cnpg plans: copy inside Kubernetes, one Job per app in its namespace")  # fmt: skip
+    p.add_argument("--image", metavar="IMAGE", help="image of the copy Jobs (default consolidator:<version>)")
+    p.add_argument("--parallel", type=int, metavar="N", help="apps whose Jobs run at once (default 4)")
     p.set_defaults(func=run)
     c = sub.add_parser("cutover", help="finish one app: fence, drain, verify, switch (resumes its run)")
     c.add_argument("plan_dir", metavar="DIR")
@@ -72,8 +76,23 @@ def run(args: argparse.Namespace) -> int:
     _confirm(args, f"Execute the plan in {args.plan_dir}")
     opts = ExecuteOptions(jobs=args.jobs, force=args.force, apps=args.app, resume=args.resume,
                           restart=args.restart, source_dsn=args.source)  # fmt: skip
+    if args.in_cluster:
+        return _report(_run_in_cluster(args, opts), args.json)
+    if args.image or args.parallel is not None:
+        raise ConfigError("--image and --parallel apply to copies inside the cluster", hint="add --in-cluster")
     result = execute(Path(args.plan_dir), opts, sink=make_sink(args.json, args.quiet))
     return _report(result, args.json)
+
+
+def _run_in_cluster(args: argparse.Namespace, opts: ExecuteOptions) -> ExecuteResult:
+    from consolidator.engine.remote import InClusterOptions, execute_in_cluster
+
+    remote = InClusterOptions()
+    if args.image:
+        remote.image = args.image
+    if args.parallel is not None:
+        remote.parallel = args.parallel
+    return execute_in_cluster(Path(args.plan_dir), opts, remote, sink=make_sink(args.json, args.quiet))
 
 
 def run_cutover(args: argparse.Namespace) -> int:

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--app-namespace", action="append", default=[], metavar="NS",
                    help="namespace whose pods may connect (with --network-policy)")
     p.add_argument("--priority-class", metavar="NAME", help="PriorityClass for the cluster pods (created)")
+    p.add_argument("--source-from-cluster", metavar="HOST[:PORT]",
+                   help="how the target cluster's pods reach the legacy server, when not as --source does "
+                        "(cnpg: externalClusters, subscriptions, base backups)")
     p.set_defaults(func=run)
 
 
@@ -64,7 +67,7 @@ def options_from_args(args: argparse.Namespace) -> PlanOptions:
         default_strategy=default, strategies=per_app, mapping=parse_mapping(args.map),
         group_by_owner=args.group_by_owner, backup_s3=args.backup_s3, backup_endpoint=args.backup_endpoint,
         pod_monitor=args.pod_monitor, network_policy=args.network_policy, app_namespaces=args.app_namespace,
-        priority_class=args.priority_class,
+        priority_class=args.priority_class, source_from_cluster=args.source_from_cluster,
     )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ from consolidator.k8s.api import (
     identity,
     selector,
 )
+from consolidator.k8s.switch import Switcher
 from consolidator.manifests.admission import BARMAN_API, CNPG_API
 from consolidator.manifests.render import (
     APP_LABEL,
@@ -85,10 +86,26 @@ def _write_passfile(path: Path, user: str, password: str) -> None:
     write_atomic(path, pgpass_line("*", "*", "*", user, password), mode=0o600)
 
 
+def source_password_hash(plan: Plan, role: str) -> str | None:
+    """The role's password hash on the source (``SCRAM-SHA-256$…`` or ``md5…``), or None when it has none.
+    Read with the plan's source conninfo; libpq finds the password as for every other source session."""
+    from consolidator.pg.connect import connect
+
+    with connect(plan.source.conninfo, dbname="postgres") as conn:
+        if not conn.execute("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')").fetchone()[0]:
+            raise PreconditionError(
+                f"cannot read the source's password hashes (role {role!r}'s Secret needs it)",
+                hint="connect to the source as a superuser: the roles keep their passwords through their hashes",
+            )
+        row = conn.execute("SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = %s", (role,)).fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
 class CnpgProvider(Provider):
     """CloudNativePG clusters on the Kubernetes cluster ``api`` talks to (default: current kubeconfig)."""
 
     name = "cnpg"
+    standby_connects_from_here = False  # the replica Cluster's pods reach the source, not this machine
 
     def __init__(
         self,
@@ -100,6 +117,7 @@ class CnpgProvider(Provider):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         in_cluster: bool | None = None,
+        password_hash: Callable[[Plan, str], str | None] | None = None,
     ) -> None:
         self.plan_dir = plan_dir
         self._api = api
@@ -107,6 +125,7 @@ class CnpgProvider(Provider):
         self.ready_timeout = ready_timeout
         self._sleep, self._clock = sleep, clock
         self.in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) if in_cluster is None else in_cluster
+        self._password_hash = password_hash or source_password_hash  # role → its hash on the source
         self._forwards: dict[str, tuple[str, PortForward]] = {}  # cluster → (pod, forward)
         self._scratch: Path | None = None
 
@@ -129,9 +148,30 @@ class CnpgProvider(Provider):
 
     # ----------------------------------------------------------------------------------- preflight
 
-    def preflight(self, plan: Plan, apps: Iterable[App]) -> list[Check]:
+    def checks(self, plan: Plan, apps: Iterable[App]) -> list[Check]:
         """Everything the first apply needs (see :mod:`.cnpg_preflight`); raises listing every fatal problem."""
         return Preflight(self.api, in_cluster=self.in_cluster).run(plan, list(apps))
+
+    def preflight(self, plan: Plan, apps: list[App]) -> list[str]:
+        """:meth:`checks` as the engine reports them (one line each; fatal problems raise)."""
+        return [c.message if c.severity == "info" else f"{c.severity}: {c.message}" for c in self.checks(plan, apps)]
+
+    # ----------------------------------------------------------------------------------- switch (k8s/switch.py)
+
+    def _switcher(self) -> Switcher:
+        return Switcher(self.api, poll_interval=self.poll_interval, sleep=self._sleep, clock=self._clock)
+
+    def pause_traffic(self, plan: Plan, app: App) -> list[str]:
+        return self._switcher().set_paused(app, True)
+
+    def resume_traffic(self, plan: Plan, app: App) -> list[str]:
+        return self._switcher().set_paused(app, False)
+
+    def switch_app(self, plan: Plan, app: App, target: TargetHandle) -> list[str]:
+        return self._switcher().switch(app)
+
+    def revert_switch(self, plan: Plan, app: App) -> list[str]:
+        return self._switcher().revert(app)
 
     # ----------------------------------------------------------------------------------- provision
 
@@ -164,11 +204,11 @@ class CnpgProvider(Provider):
           carries ``username`` and our labels, so the password stays owned by whoever wrote it;
         * the legacy source login (``externalClusters[].password``): the password libpq finds for the
           source DSN (PGPASSWORD, pgpass…), else a refusal saying how to create the Secret;
-        * role and initdb-owner passwords: a random one, marked ``consolidator.io/generated-password``.
-          TODO(next slice): fill them with the source's SCRAM verifier instead (pass-through, cnpg.md
-          §3.4) so the Secret agrees with the hash the roles step copies; until then the roles step's
-          copied hash stands only as long as nobody changes the Secret (CNPG re-applies the Secret's
-          password when its resourceVersion changes).
+        * role and initdb-owner passwords: the role's password *hash* from the source (SCRAM or md5),
+          which CloudNativePG passes through unchanged — so the operator, which keeps reconciling
+          ``managed.roles`` from these Secrets, agrees with the hash the roles step copies and the apps
+          keep their passwords; a role without one on the source gets a random password, marked
+          ``consolidator.io/generated-password``.
         """
         _, _, namespace, name = identity(obj)
         current = self.api.read_secret(name, namespace) or {}
@@ -189,8 +229,10 @@ class CnpgProvider(Provider):
                     "give the source password through PGPASSWORD/pgpass",
                 )
         else:
-            password = secrets.token_urlsafe(24)
-            annotations = {**annotations, GENERATED_ANNOTATION: "true"}
+            password = self._password_hash(plan, username)
+            if password is None:
+                password = secrets.token_urlsafe(24)
+                annotations = {**annotations, GENERATED_ANNOTATION: "true"}
         filled = {**obj, "stringData": {**obj.get("stringData", {}), "password": password}}
         annotations = {k: v for k, v in annotations.items() if k != FILL_ANNOTATION}
         filled["metadata"] = {**obj["metadata"], "annotations": annotations}
@@ -200,9 +242,24 @@ class CnpgProvider(Provider):
         objects = self.objects(plan, app)
         for namespace in sorted({identity(o)[2] for o in objects if identity(o)[2]}):
             self._ensure_namespace(namespace)
-        for obj in objects:
+        secrets_first = sorted(objects, key=lambda o: o["kind"] != "Secret")
+        checked = False
+        for obj in secrets_first:
+            if obj["kind"] != "Secret" and not checked:
+                checked = True
+                self._check_source_path(plan, app, objects)
             self.api.apply(self._fill_secret(plan, obj) if obj["kind"] == "Secret" else obj)
         return self.wait_ready(plan, app, self.ready_timeout)
+
+    def _check_source_path(self, plan: Plan, app: App, objects: list[dict[str, Any]]) -> None:
+        """Before a Cluster that connects to the legacy server exists: can its pods reach it? (Its
+        password Secret is applied by then.) Skipped once the Cluster exists, e.g. on resume."""
+        from consolidator.k8s.reachability import check_source_reachable
+
+        wants_source = any(o["kind"] == "Cluster" and (o.get("spec") or {}).get("externalClusters") for o in objects)
+        if wants_source and self._cluster(app) is None:
+            check_source_reachable(self.api, plan, app, sleep=self._sleep, clock=self._clock,
+                                   poll=self.poll_interval)  # fmt: skip
 
     # ----------------------------------------------------------------------------------- status
 
@@ -290,6 +347,17 @@ class CnpgProvider(Provider):
             return None
         return self._handle(plan, app, cluster, strict=False)
 
+    def source_access(self, plan: Plan, app: App, *, host: str, port: str, user: str,
+                      password: str | None) -> dict[str, str]:  # fmt: skip
+        """The legacy server as the cluster's ``externalClusters`` entry names it (``--source-from-cluster``
+        when the pods see it elsewhere), and the pgpass file CloudNativePG writes into every instance
+        from that entry's password Secret."""
+        from consolidator.manifests.render import SOURCE_NAME, source_connection_parameters
+
+        params = source_connection_parameters(plan)
+        params.pop("dbname", None)
+        return {**params, "passfile": f"/controller/external/{SOURCE_NAME}/pgpass"}
+
     def diagnose(self, plan: Plan, app: App) -> str:
         cluster = self._cluster(app)
         if cluster is None:
@@ -303,6 +371,10 @@ class CnpgProvider(Provider):
 
     def _handle(self, plan: Plan, app: App, cluster: dict[str, Any], *, strict: bool = True) -> TargetHandle:
         """Superuser conninfo through the passfile; ``strict=False`` tolerates a cluster still bootstrapping."""
+        if ((cluster.get("spec") or {}).get("replica") or {}).get("enabled"):
+            from consolidator.engine.cnpg_physical import standby_handle  # replica mode: the source's login
+
+            return standby_handle(self, plan, app, cluster, strict=strict)
         name, namespace = app.cluster_name, app.namespace
         service = f"{name}-rw.{namespace}.svc"
         app_host = f"{pooler_name(app)}.{namespace}.svc" if app.sizing.pooler.enabled else service
@@ -359,6 +431,14 @@ class CnpgProvider(Provider):
         for _, forward in self._forwards.values():
             forward.close()
         self._forwards.clear()
+
+    def provision_standby(
+        self, plan: Plan, app: App, source_dsn: str, *, progress: Callable[[int, int], None] | None = None
+    ) -> TargetHandle:
+        """A replica Cluster of the legacy server, after checking the source (see :mod:`.cnpg_physical`)."""
+        from consolidator.engine.cnpg_physical import provision_standby
+
+        return provision_standby(self, plan, app, source_dsn, progress=progress)
 
     # ----------------------------------------------------------------------------------- promote / teardown
 

@@ -88,7 +88,7 @@ class Preflight:
         if kube and not (1, 34) <= kube[:2] <= (1, 36):
             checks.append(Check("warning", f"Kubernetes {version} is outside CloudNativePG 1.30's support (1.34–1.36)"))
         for probe in (self._check_operator, self._check_namespaces, self._check_storage_class, self._check_rbac,
-                      self._check_quotas):  # fmt: skip
+                      self._check_quotas, self._check_switch, self._check_backup_store):  # fmt: skip
             try:
                 checks += probe(plan, apps)
             except KubeForbidden as exc:
@@ -96,6 +96,32 @@ class Preflight:
         if any(c.fatal for c in checks):
             raise PreflightFailed(checks)
         return checks
+
+    def _check_backup_store(self, plan: Plan, apps: list[App]) -> list[Check]:
+        """``s3 check`` before any backup manifest is applied: bucket, write/delete rights and an empty
+        WAL archive prefix per cluster ("Expected empty archive" otherwise), with the credentials the
+        clusters will use — the plan's Secret when it already exists, else this machine's."""
+        backup = plan.target.backup
+        if backup is None:
+            return []
+        from consolidator.errors import ConsolidatorError
+        from consolidator.s3.check import check_plan
+        from consolidator.s3.client import endpoint_url, s3_client
+
+        keys = None
+        for namespace in sorted({a.namespace for a in apps}):
+            found = self.api.read_secret(backup.credentials_secret, namespace) or {}
+            if found.get("ACCESS_KEY_ID") and found.get("ACCESS_SECRET_KEY"):
+                keys = (found["ACCESS_KEY_ID"], found["ACCESS_SECRET_KEY"])
+                break
+        whose = f"Secret {backup.credentials_secret}" if keys else "this machine's credentials"
+        try:
+            report = check_plan(plan, apps, client=s3_client(endpoint_url(backup.endpoint_url), keys))
+        except ConsolidatorError as exc:
+            return [Check("error", f"S3 backup store ({whose}): {exc.message}", exc.hint or "")]
+        failed = [Check("error", f"S3 backup store, app {r.app} ({whose}): {r.message}", r.fix)
+                  for r in report.results if not r.ok]  # fmt: skip
+        return failed or [Check("info", f"S3 backup store {backup.destination_path} ready ({whose})")]
 
     def _check_operator(self, plan: Plan, apps: list[App]) -> list[Check]:
         if self.api.get_crd(CLUSTER_CRD) is None:
@@ -184,11 +210,20 @@ class Preflight:
             if plan.target.backup is not None:
                 out += [(cnpg["ScheduledBackup"], "", namespace, crud),
                         (RESOURCES[(BARMAN_API, "ObjectStore")], "", namespace, crud)]  # fmt: skip
+            if any(a.strategy.name in ("logical", "physical", "import") for a in apps if a.namespace == namespace):
+                # the in-cluster check that the pods reach the legacy server (k8s/reachability.py)
+                out.append((RESOURCES[("v1", "Pod")], "", namespace, ("create", "get", "delete")))
             if not self.in_cluster:
                 out += [(RESOURCES[("v1", "Pod")], "", namespace, ("get", "list")),
                         (RESOURCES[("v1", "Pod")], "portforward", namespace, ("create",))]  # fmt: skip
         out.append((RESOURCES[("apps/v1", "Deployment")], "", plan.target.operator_namespace, ("list",)))
-        return out
+        from consolidator.k8s.switch import switch_permissions
+
+        merged: dict[tuple[Resource, str, str], tuple[str, ...]] = {}
+        for resource, sub, namespace, verbs in out + switch_permissions(apps):  # the cutover's hooks
+            known = merged.get((resource, sub, namespace), ())
+            merged[(resource, sub, namespace)] = known + tuple(v for v in verbs if v not in known)
+        return [(resource, sub, namespace, verbs) for (resource, sub, namespace), verbs in merged.items()]
 
     def _check_rbac(self, plan: Plan, apps: list[App]) -> list[Check]:
         out: list[Check] = []
@@ -197,13 +232,19 @@ class Preflight:
             if not denied:
                 continue
             name = f"{resource.qualified}/{sub}" if sub else resource.qualified
-            optional = resource.plural == "deployments"  # only used to read the operator version
+            optional = resource.plural == "deployments" and verbs == ("list",)  # only reads the operator version
             out.append(Check(
                 "warning" if optional else "error",
                 f"missing permission: cannot {', '.join(denied)} {name} in namespace {namespace}",
                 f"grant it with a Role/RoleBinding (check: kubectl auth can-i {denied[0]} {name} -n {namespace})",
             ))  # fmt: skip
         return out
+
+    def _check_switch(self, plan: Plan, apps: list[App]) -> list[Check]:
+        """The cutover's Kubernetes hooks: placeholders the app can fill, named objects that exist."""
+        from consolidator.k8s.switch import switch_problems
+
+        return [Check(severity, message, hint) for severity, message, hint in switch_problems(self.api, apps)]
 
     def _demand(self, plan: Plan, apps: list[App]) -> dict[str, float]:
         """What the apps' new Clusters (and Poolers) ask for: cores, bytes, PVCs, pods."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from consolidator.engine.strategy import Strategy
 from consolidator.engine.summary import write_summary
 from consolidator.errors import ConfigError, ConsolidatorError, PreconditionError, exit_code_for
 from consolidator.events import EventSink, emit
+from consolidator.k8s.jobs import in_copy_job, journal_mirror_from_env
 from consolidator.pg.connect import connect
 from consolidator.pg.diagnostics import explain
 from consolidator.plan.fingerprint import ensure_fresh
@@ -28,11 +30,12 @@ DONE_STATES = ("cut_over", "finalized")
 
 def strategy_for(app: App) -> Strategy:
     from consolidator.engine.dump import DumpStrategy
+    from consolidator.engine.imported import ImportStrategy
     from consolidator.engine.logical import LogicalStrategy
     from consolidator.engine.physical import PhysicalStrategy
 
     strategies: dict[str, type[Strategy]] = {"dump": DumpStrategy, "logical": LogicalStrategy,
-                                            "physical": PhysicalStrategy}
+                                            "physical": PhysicalStrategy, "import": ImportStrategy}
     try:
         return strategies[app.strategy.name]()
     except KeyError:
@@ -140,6 +143,7 @@ def _restart(plan: Plan, journal: Journal, provider: Provider, source: str, plan
         for dbname, record in state.fence.items():
             fence.restore_acl(source, dbname, record)
         if app is not None:
+            provider.revert_switch(plan, app)  # never leave the app pointed at a removed target
             provider.teardown(plan, app)
     journal.path.unlink(missing_ok=True)
     shutil.rmtree(plan_dir / "work", ignore_errors=True)
@@ -154,8 +158,11 @@ def execute(plan_dir: Path, opts: ExecuteOptions, sink: EventSink | None = None)
     ensure_fresh(plan, source)
     provider = make_provider(plan, plan_dir)
     result = ExecuteResult()
-    with exclusive(plan_dir):
+    with exclusive(plan_dir), contextlib.closing(provider):
+        for line in [] if in_copy_job() else provider.preflight(plan, apps):  # a copy Job's launcher ran it
+            emit(sink, "log", f"preflight: {line}")
         journal = _prepare_journal(plan_dir, plan, opts, provider, source)
+        journal.mirror = journal_mirror_from_env()  # inside a copy Job: followed through a ConfigMap
         for app in apps:
             result.apps.append(_run_app(plan, app, strategies[app.name], plan_dir, source, provider, journal, opts,
                                         sink))  # fmt: skip

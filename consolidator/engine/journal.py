@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +87,8 @@ class Journal:
         self.state = state
         self._lock = threading.RLock()
         self._last_save = 0.0
+        # Called with the text of every save once it is on disk (a copy Job mirrors it into a ConfigMap).
+        self.mirror: Callable[[str], None] | None = None
 
     @property
     def path(self) -> Path:
@@ -120,7 +122,10 @@ class Journal:
                 return
             self._last_save = now
             self.state.updated_at = now_iso()
-            write_atomic(self.path, json.dumps(to_data(self.state), indent=1, ensure_ascii=False) + "\n")
+            text = json.dumps(to_data(self.state), indent=1, ensure_ascii=False) + "\n"
+            write_atomic(self.path, text)
+            if self.mirror is not None:
+                self.mirror(text)
 
     def app(self, name: str) -> AppState:
         with self._lock:

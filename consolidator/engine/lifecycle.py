@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ from consolidator.engine import fence
 from consolidator.engine.executor import DONE_STATES, make_provider, selected_apps, strategy_for
 from consolidator.engine.hooks import run_hooks
 from consolidator.engine.journal import Journal, exclusive
+from consolidator.engine.provider import Provider
 from consolidator.errors import PreconditionError
 from consolidator.events import EventSink, emit
 from consolidator.pg.connect import connect
+from consolidator.plan.model import App, Plan
 from consolidator.plan.store import load_plan
 
 
@@ -51,7 +54,11 @@ def _journal(plan_dir: Path) -> Journal:
 
 
 def rollback(plan_dir: Path, app_name: str, sink: EventSink | None = None) -> None:
-    """Make the source authoritative again: revert hooks, close the target, unfence the source."""
+    """Make the source authoritative again: revert hooks, close the target, unfence the source.
+
+    The provider's switch is reverted once the source is open again (restarted workloads must reach
+    it to become available), then traffic through the provider (a paused Pooler) resumes.
+    """
     plan = load_plan(plan_dir)
     (app,) = selected_apps(plan, [app_name])
     with exclusive(plan_dir):
@@ -60,33 +67,40 @@ def rollback(plan_dir: Path, app_name: str, sink: EventSink | None = None) -> No
         if state.state == "finalized":
             raise PreconditionError(f"{app.name} is finalized: the source may be gone",
                                     hint="rollback is only possible before finalize")  # fmt: skip
-        provider = make_provider(plan, plan_dir)
-        strategy = strategy_for(app)
-        handle = provider.describe(plan, app)
-        target = provider.wait_ready(plan, app) if handle is not None else None
-        if target is not None and state.hooks_run:
-            run_hooks(app, target, "rollback")
-            journal.update(lambda s: s.apps[app.name].hooks_run.clear())
-        for line in strategy.remove_replication(plan, app, plan.source.conninfo,
-                                                target.conninfo if target else None, state.facts, final=False):
-            emit(sink, "log", f"{app.name}: {line}")
-        if target is not None:
-            for db in app.databases:
-                if db.target in state.target_fence:
-                    fence.close_database(target.conninfo, db.target)
-        for dbname, record in state.fence.items():
-            fence.restore_acl(plan.source.conninfo, dbname, record)
-            emit(sink, "log", f"{app.name}: {dbname} open again on the source")
+        with contextlib.closing(make_provider(plan, plan_dir)) as provider:
+            _rollback(plan, app, journal, provider, sink)
 
-        def mark(s: Any) -> None:
-            a = s.apps[app.name]
-            a.fence.clear()
-            a.state, a.verified = "rolled_back", False
-            for name in strategy.reset_after_rollback:
-                a.steps.pop(name, None)
-            a.facts.pop(strategy.name, None)
 
-        journal.update(mark)
+def _rollback(plan: Plan, app: App, journal: Journal, provider: Provider, sink: EventSink | None) -> None:
+    state = journal.app(app.name)
+    strategy = strategy_for(app)
+    handle = provider.describe(plan, app)
+    target = provider.wait_ready(plan, app) if handle is not None else None
+    if target is not None and state.hooks_run:
+        run_hooks(app, target, "rollback")
+        journal.update(lambda s: s.apps[app.name].hooks_run.clear())
+    for line in strategy.remove_replication(plan, app, plan.source.conninfo,
+                                            target.conninfo if target else None, state.facts, final=False):
+        emit(sink, "log", f"{app.name}: {line}")
+    if target is not None:
+        for db in app.databases:
+            if db.target in state.target_fence:
+                fence.close_database(target.conninfo, db.target)
+    for dbname, record in state.fence.items():
+        fence.restore_acl(plan.source.conninfo, dbname, record)
+        emit(sink, "log", f"{app.name}: {dbname} open again on the source")
+    for line in provider.revert_switch(plan, app) + provider.resume_traffic(plan, app):
+        emit(sink, "log", f"{app.name}: {line}")
+
+    def mark(s: Any) -> None:
+        a = s.apps[app.name]
+        a.fence.clear()
+        a.state, a.verified = "rolled_back", False
+        for name in strategy.reset_after_rollback:
+            a.steps.pop(name, None)
+        a.facts.pop(strategy.name, None)
+
+    journal.update(mark)
 
 
 def finalize(plan_dir: Path, app_name: str, *, drop_source: bool = False, confirm: str | None = None,
@@ -135,6 +149,8 @@ def teardown(plan_dir: Path, *, force: bool = False, apps: list[str] | None = No
                                                                  handle.conninfo if handle else None, state.facts,
                                                                  final=False):  # fmt: skip
                     emit(sink, "log", f"{app.name}: {line}")  # slots would retain WAL on the source
+                for line in provider.revert_switch(plan, app):  # a half-done switch points at this target
+                    emit(sink, "log", f"{app.name}: {line}")
             for dbname, record in (state.fence.items() if state and state.state not in DONE_STATES else []):
                 fence.restore_acl(plan.source.conninfo, dbname, record)  # never leave a source fenced
                 emit(sink, "log", f"{app.name}: {dbname} open again on the source")

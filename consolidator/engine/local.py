@@ -233,6 +233,16 @@ class LocalProvider(Provider):
         inst.promote()
         inst.forget_primary()
 
+    def source_access(self, plan: Plan, app: App, *, host: str, port: str, user: str,
+                      password: str | None) -> dict[str, str]:  # fmt: skip
+        """Same address as this machine; the password in a 0600 passfile the server's OS user owns,
+        inside the instance directory (removed by finalize)."""
+        from consolidator.engine.replication import write_source_passfile
+
+        if not password:
+            return {}
+        return {"passfile": str(write_source_passfile(self._dir(app), host, port, user, password))}
+
     def cores(self, plan: Plan, app: App) -> int:
         return os.cpu_count() or 1  # local targets share this machine, source included
 

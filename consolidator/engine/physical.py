@@ -38,6 +38,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
+from consolidator.cnpg_facts import is_reserved_role
 from consolidator.engine import fence
 from consolidator.engine.copy import TableCopier, plan_tasks
 from consolidator.engine.provider import standby_name
@@ -118,6 +119,8 @@ def roles_to_drop(roles: list[RoleRow], app_roles: set[str], acl_roles: set[str]
     for role in roles:
         if role.name in app_roles:
             kept[role.name] = "app role"
+        elif is_reserved_role(role.name):
+            kept[role.name] = "reserved for CloudNativePG (streaming_replica, cnpg_*)"
         elif role.name == login:
             kept[role.name] = "the tool's login"
         elif role.superuser:
@@ -197,7 +200,12 @@ def preflight(run: AppRun) -> None:
             hint="name the real synchronous standbys instead of '*' (ALTER SYSTEM SET synchronous_standby_names "
             "= ...; SELECT pg_reload_conf()); resume",
         )
-    system_id = replication_check(run.source_dsn, user)
+    if run.provider.standby_connects_from_here:
+        system_id = replication_check(run.source_dsn, user)
+    else:  # the standby connects from elsewhere (pods): its provider checks replication access itself
+        with connect(run.source_dsn, dbname="postgres") as conn:
+            found = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+        system_id = str(found[0]) if found else ""
     planned = run.plan.fingerprint.system_identifier
     if planned and system_id != planned:
         raise PreconditionError(f"{where}: system identifier {system_id} is not the planned server's ({planned})",
@@ -367,8 +375,12 @@ class PhysicalStrategy(Strategy):
     def step_promote(self, run: AppRun) -> None:
         """Promote (idempotent), keep the databases closed, record the ACLs cutover will restore."""
         app = run.app.name
-        target = run.target
         run.provider.promote(run.plan, run.app)
+        # A provider may log in differently once promoted (CNPG applies its own superuser password then).
+        target = run.provider.wait_ready(run.plan, run.app)
+        run.target = target
+        run.journal.update(lambda s: s.apps[app].target.update(
+            conninfo=target.conninfo, passfile=target.passfile, app_conninfo=target.app_conninfo))  # fmt: skip
         _wait_promoted(target.conninfo, app)
         state = run.journal.app(app)
         for db in run.app.databases:

@@ -40,6 +40,9 @@ class Provider(ABC):
     """
 
     name: str = "abstract"
+    #: Whether a standby's replication connection to the source starts on this machine (local instances),
+    #: so a replication connection opened from here is a faithful pre-check; False when it starts elsewhere.
+    standby_connects_from_here: bool = True
 
     @abstractmethod
     def provision(self, plan: Plan, app: App) -> TargetHandle:
@@ -86,6 +89,43 @@ class Provider(ABC):
         """After a failed step: what is wrong with the cluster itself (down, disk full…), or ''.
         Read-only and best effort; the engine adds it to the step's error."""
         return ""
+
+    # -- run-wide hooks and the switch; the defaults do nothing (local targets use shell hooks only)
+
+    def preflight(self, plan: Plan, apps: list[App]) -> list[str]:
+        """Before any app runs: raise (listing every problem) when the target cannot take them; else
+        what is worth reporting."""
+        return []
+
+    def pause_traffic(self, plan: Plan, app: App) -> list[str]:
+        """At the fence: hold the app's new connections (a Pooler's PAUSE); returns what was done."""
+        return []
+
+    def resume_traffic(self, plan: Plan, app: App) -> list[str]:
+        """After the switch, or on rollback: let connections through again; idempotent."""
+        return []
+
+    def switch_app(self, plan: Plan, app: App, target: TargetHandle) -> list[str]:
+        """Point the app at its target (provider-side switch hooks); returns what was done, never a value.
+
+        Idempotent: a resumed cutover neither applies a change twice nor loses what rollback restores."""
+        return []
+
+    def revert_switch(self, plan: Plan, app: App) -> list[str]:
+        """Undo ``switch_app`` (rollback); a no-op when nothing was switched."""
+        return []
+
+    def close(self) -> None:
+        """Release what the provider holds for the run (port-forwards…); harmless to call twice."""
+        return None
+
+    def source_access(self, plan: Plan, app: App, *, host: str, port: str, user: str,
+                      password: str | None) -> dict[str, str]:  # fmt: skip
+        """libpq parameters with which the *target server* reaches the source (a subscription's
+        connection): the address it uses and a ``passfile`` it can read — never the password itself.
+        ``host``/``port``/``user``/``password``: the source as this machine reaches it."""
+        raise ConfigError(f"provider {self.name} cannot give its targets access to the source",
+                          hint="use the dump strategy for this app")  # fmt: skip
 
 
 def provider_for(plan: Plan, plan_dir: Path | None = None) -> Provider:

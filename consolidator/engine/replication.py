@@ -25,8 +25,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consolidator.engine.run import AppRun
-from consolidator.errors import ConfigError, ConnectionFailure, PreconditionError, StepFailed
-from consolidator.pg.connect import connect, parse_dsn, redact
+from consolidator.errors import ConnectionFailure, PreconditionError, StepFailed
+from consolidator.pg.connect import connect, parse_dsn, pgpass_line, redact
 from consolidator.pg.instance import server_os_user
 from consolidator.plan.model import App, Plan
 
@@ -64,15 +64,11 @@ def object_name(app: App, index: int) -> str:
 # -- credentials for the subscription ---------------------------------------------------------
 
 
-def _pgpass_field(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
 def write_source_passfile(directory: Path, host: str, port: str, user: str, password: str) -> Path:
     """A 0600 pgpass owned by the target's server OS user (the server process connects, not us)."""
     path = directory / SOURCE_PASSFILE
     pg_host = "localhost" if host.startswith("/") else host
-    line = ":".join(_pgpass_field(v) for v in (pg_host, port, "*", user, password)) + "\n"
+    line = pgpass_line(pg_host, port, "*", user, password)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{SOURCE_PASSFILE}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -88,27 +84,16 @@ def write_source_passfile(directory: Path, host: str, port: str, user: str, pass
     return path
 
 
-def _target_instance_dir(run: AppRun) -> Path:
-    if run.plan.target.provider != "local" or not run.target.passfile:
-        raise ConfigError(
-            f"the logical strategy of {run.app.name} cannot hand source credentials to a "
-            f"{run.plan.target.provider} target yet",
-            hint="use the local provider, or the dump strategy for this app",
-        )
-    return Path(run.target.passfile).parent
-
-
 def subscription_conninfo(run: AppRun, source_db: str) -> str:
-    """The source as the target server reaches it: no password, ``passfile=`` when one is needed."""
+    """The source as the target server reaches it (the provider decides the address and how the
+    server finds the password): no password in it, ever."""
     keep = {k: v for k, v in parse_dsn(run.source_dsn).items()
             if k not in ("password", "passfile", "dbname", "application_name", "service")}  # fmt: skip
     with connect(run.source_dsn, dbname=source_db) as conn:
         info = conn.info
         host, port, user, password = info.host, str(info.port), info.user, info.password
-    params = {**keep, "host": host, "port": port, "user": user, "dbname": source_db}
-    if password:
-        params["passfile"] = str(write_source_passfile(_target_instance_dir(run), host, port, user, password))
-    return make_conninfo(**params)
+    access = run.provider.source_access(run.plan, run.app, host=host, port=port, user=user, password=password)
+    return make_conninfo(**{**keep, "host": host, "port": port, "user": user, **access, "dbname": source_db})
 
 
 # -- replication objects -----------------------------------------------------------------------

@@ -103,7 +103,11 @@ class Strategy:
             fence.close_database(target.conninfo, db.target)
 
     def step_fence(self, run: AppRun) -> None:
-        """Stop the app's writes on the source: revoke CONNECT, end sessions (recorded for rollback)."""
+        """Stop the app's writes on the source: revoke CONNECT, end sessions (recorded for rollback).
+
+        The provider holds new connections first (a Pooler's PAUSE) until the cutover resumes them."""
+        for line in run.provider.pause_traffic(run.plan, run.app):
+            emit(run.sink, "log", f"{run.app.name}: {line}")
         for db in run.app.databases:
             # Journal the ACL first: after a crash between the two the record is still the original.
             if db.source not in run.journal.app(run.app.name).fence:
@@ -165,7 +169,12 @@ class Strategy:
             )
 
     def step_cutover(self, run: AppRun) -> None:
-        """Switch hooks, then open the target databases to the app roles."""
+        """Shell switch hooks, open the target databases to the app roles, resume traffic, provider switch.
+
+        The provider's switch (patch the app's config, restart its workloads and wait for their
+        rollouts) comes after the open and the resume: restarted pods must reach their database to
+        become available, so waiting for them with the target closed or the pooler paused would stall.
+        """
         state = run.journal.app(run.app.name)
         if not state.verified:
             raise StepFailed(f"{run.app.name} is not verified: refusing to switch", hint="execute --resume")
@@ -175,5 +184,12 @@ class Strategy:
             record = state.target_fence.get(db.target)
             if record is not None:
                 fence.restore_acl(run.target.conninfo, db.target, record)
+        for line in run.provider.resume_traffic(run.plan, run.app):
+            emit(run.sink, "log", f"{run.app.name}: {line}")
+        done = run.provider.switch_app(run.plan, run.app, run.target)
+        for line in done:
+            emit(run.sink, "log", f"{run.app.name}: {line}")
+        run.journal.update(lambda s: s.apps[run.app.name].hooks_run.extend(
+            d for d in done if d not in s.apps[run.app.name].hooks_run))  # fmt: skip
         run.journal.update(lambda s: setattr(s.apps[run.app.name], "state", "cut_over"))
         emit(run.sink, "log", f"{run.app.name}: cut over to {run.app.cluster_name}")

@@ -6,10 +6,11 @@ Choices (see also the module docstrings of ``admission``):
   the tag starts with the major as the webhook requires); ``minimal`` is upgraded to ``standard``
   when a database uses a libc locale other than C, because only ``standard`` ships all locales.
   ``app.image`` wins when set.
-* ``enableSuperuserAccess`` is true only for ``dump``, ``logical`` and ``physical``: there the tool
-  itself restores objects owned by several roles, creates subscriptions or cleans up after the
-  promotion, which needs a network superuser login. ``import`` runs inside the operator's own job
-  and needs none. ``strategy.options["superuser_access"]`` (bool) overrides, e.g. after cutover.
+* ``enableSuperuserAccess`` is true for every strategy the tool executes: it restores objects owned
+  by several roles, creates subscriptions, cleans up after the promotion, or (``import``, whose copy
+  runs inside the operator's own job) restores the roles, owners and grants the import drops and
+  verifies the result, which needs a network superuser login.
+  ``strategy.options["superuser_access"]`` (bool) overrides, e.g. after cutover.
 * The initdb owner's password belongs to initdb: CNPG generates ``<cluster>-app``, or
   ``bootstrap.initdb.secret`` names the owner's ``password_secret`` when the plan has one. The
   owner is therefore never given a ``passwordSecret`` in ``managed.roles`` (two sources of truth for
@@ -64,7 +65,7 @@ FILL_NOTE = (
     "key 'password' out of band (cleartext or a SCRAM-SHA-256 verifier, no trailing newline). "
     "Never commit a value."
 )
-ADMIN_STRATEGIES = ("dump", "logical", "physical")
+ADMIN_STRATEGIES = ("dump", "logical", "physical", "import")
 POOLER_CPU, POOLER_MEMORY = "250m", "128Mi"  # PgBouncer is single-threaded and small
 SIDECAR_CPU, SIDECAR_MEMORY = "250m", "256Mi"  # barman-cloud sidecar; equal requests/limits (#9339)
 PRIORITY_VALUE = 100000
@@ -248,6 +249,12 @@ def source_connection_parameters(plan: Plan) -> dict[str, str]:
             "plan.source.conninfo has no TCP host: the cluster cannot reach a Unix socket",
             hint="write the legacy server's DNS name or IP in the conninfo (host=…)",
         )
+    if plan.source.cluster_address:
+        host, port = _split_host_port(plan.source.cluster_address)
+        parsed.pop("hostaddr", None)
+        parsed["host"] = host
+        if port:
+            parsed["port"] = port
     parsed.setdefault("user", "postgres")
     parsed.setdefault("dbname", "postgres")
     return {k: parsed[k] for k in CONNECTION_KEYS if k in parsed}

@@ -74,6 +74,7 @@ class PlanOptions:
     network_policy: bool = False
     app_namespaces: list[str] = field(default_factory=list)
     priority_class: str | None = None
+    source_from_cluster: str | None = None  # host[:port] the cluster's pods use for the legacy server
 
 
 def evidence_for(dbs: list[DatabaseInfo], major: int) -> SizingEvidence:
@@ -286,7 +287,9 @@ def build_plan(inv: Inventory, dsn: str, opts: PlanOptions, previous: Plan | Non
     return Plan(
         tool_version=__version__,
         created_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        source=SourceRef(conninfo=without_password(dsn), credentials=_credentials(dsn)),
+        source=SourceRef(conninfo=without_password(dsn), credentials=_credentials(dsn),
+                         cluster_address=opts.source_from_cluster or (previous.source.cluster_address if previous
+                                                                       else None)),
         fingerprint=fingerprint.from_inventory(inv, planned_dbs),
         server=ServerSummary(
             host=server.host, port=server.port, version=server.version, major=server.major,

@@ -157,6 +157,9 @@ class SourceRef:
     conninfo: str
     credentials: str = "pgpass"  # pgpass | env:PGPASSWORD | secret:<name>/<key>
     password_secret: str = "legacy-source-credentials"  # Kubernetes Secret for externalClusters
+    # host[:port] under which the target cluster's pods reach the legacy server, when it differs from
+    # the conninfo's (e.g. a LoadBalancer or an in-cluster Service); externalClusters use it.
+    cluster_address: str | None = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from consolidator.errors import PlanValidationError
 from consolidator.inventory.model import SEVERITIES
 from consolidator.names import cluster_name_problem
+from consolidator.plan.kube_hooks import check_app_hooks
 from consolidator.plan.model import FORMAT_VERSION, PROVIDERS, STRATEGIES, Plan
 from consolidator.sizing.quantity import parse_cpu, parse_memory
 
@@ -100,6 +101,7 @@ def check_semantics(data: dict[str, Any]) -> None:
                 f"{base}.strategy.name", f"{_describe(app['strategy']['name'])} is not one of {', '.join(STRATEGIES)}"
             )
         _check_sizing(app["sizing"], f"{base}.sizing")
+        check_app_hooks(app, base, provider)
         for j, finding in enumerate(app.get("findings", [])):
             if finding.get("severity") not in SEVERITIES:
                 raise PlanValidationError(f"{base}.findings[{j}].severity", f"{_describe(finding.get('severity'))} "

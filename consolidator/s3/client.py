@@ -32,15 +32,17 @@ def describe_endpoint(endpoint: str | None) -> str:
     return endpoint or "the default AWS S3 endpoint"
 
 
-def s3_client(endpoint: str | None) -> Any:
+def s3_client(endpoint: str | None, credentials: tuple[str, str] | None = None) -> Any:
     """A client with short timeouts and few retries: a check should fail in seconds, not minutes.
 
     Path-style addressing on custom endpoints: Ceph RGW and MinIO rarely have wildcard DNS.
+    ``credentials``: (access key id, secret key) to use instead of boto3's usual lookup.
     """
     import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session()
+    keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
+    session = boto3.session.Session(**keys)
     config = Config(
         connect_timeout=5, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"},
         s3={"addressing_style": "path"} if endpoint else {},

@@ -351,7 +351,7 @@ def test_cluster_for_import_microservice(rendered: dict[str, list[dict[str, Any]
     spec = _cluster(rendered["billing"])["spec"]
     assert spec["imageName"] == "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie"
     assert spec["instances"] == 2 and "enablePDB" not in spec
-    assert spec["enableSuperuserAccess"] is False
+    assert spec["enableSuperuserAccess"] is True  # roles/privileges fix-ups and verify log in as superuser
     assert spec["priorityClassName"] == "pg-critical"
     assert spec["resources"]["requests"] == spec["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
     assert spec["storage"] == {"size": "20Gi", "storageClass": "fast-ssd"}
@@ -544,6 +544,18 @@ def test_conninfo_parsing() -> None:
     plan.source.conninfo = "host=/var/run/postgresql"
     with pytest.raises(ConfigError, match="TCP host"):
         source_connection_parameters(plan)
+
+
+def test_source_as_the_cluster_sees_it() -> None:
+    """--source-from-cluster: the pods reach the legacy server under another address than this machine."""
+    plan = _plan(_wiki())
+    plan.source.conninfo = "host=127.0.0.1 port=15432 user=mig hostaddr=127.0.0.1 dbname=postgres sslmode=require"
+    plan.source.cluster_address = "legacy-pg.db.svc:5432"
+    assert source_connection_parameters(plan) == {"host": "legacy-pg.db.svc", "port": "5432", "user": "mig",
+                                                  "dbname": "postgres", "sslmode": "require"}  # fmt: skip
+    plan.source.cluster_address = "[fd00::7]"
+    params = source_connection_parameters(plan)
+    assert (params["host"], params["port"]) == ("fd00::7", "15432")
 
 
 def test_check_plan_reports_bad_names() -> None:
