@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python bench/dump_vs_pgdump.py $(BENCH_DUMP_ARGS)
 	$(BIN)/python bench/verify_vs_count.py
 	$(BIN)/python bench/logical_cutover_window.py
+	$(BIN)/python bench/tui_responsiveness.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

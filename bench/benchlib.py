@@ -353,3 +353,16 @@ def run_main(main: Callable[[], int]) -> None:
     code = main()
     print(f"(bench ran {time.perf_counter() - started:.0f} s)")
     sys.exit(code)
+
+
+def pgbench_source(items: list[Any], settings: dict[str, str], dbname: str, scale: int, owner: str) -> tuple[
+        LocalInstance, int]:  # fmt: skip
+    """A fresh source instance holding ``pgbench -i -s scale --foreign-keys`` (registered for cleanup, its
+    load printed); returns it and the database's size."""
+    source = start_instance(settings)
+    items.append(source)
+    print(f"source: PostgreSQL {source.binaries.version} at {source.root}", flush=True)
+    loaded = load_pgbench(source, dbname, scale, owner=owner)
+    size = database_bytes(source.conninfo(), dbname)
+    print(f"pgbench -i -s {scale} --foreign-keys: {loaded:.1f} s, database {human(size)}", flush=True)
+    return source, size

@@ -25,14 +25,13 @@ from benchlib import (
     combined_passfile,
     create_app_role,
     create_database,
-    database_bytes,
     destroy_local_targets,
     human,
     journal_steps,
-    load_pgbench,
     local_targets,
     machine_notes,
     make_plan,
+    pgbench_source,
     ratio_line,
     run,
     run_main,
@@ -184,12 +183,7 @@ def main() -> int:
     print(f"machine: {machine_notes()}")
     binary = None if args.no_pgcopydb else ensure_pgcopydb(args.with_pgcopydb)
     with cleanup() as items:
-        source = start_instance(SOURCE_SETTINGS)
-        items.append(source)
-        print(f"source: PostgreSQL {source.binaries.version} at {source.root}", flush=True)
-        loaded = load_pgbench(source, DBNAME, args.scale, owner=OWNER)
-        size = database_bytes(source.conninfo(), DBNAME)
-        print(f"pgbench -i -s {args.scale} --foreign-keys: {loaded:.1f} s, database {human(size)}", flush=True)
+        source, size = pgbench_source(items, SOURCE_SETTINGS, DBNAME, args.scale, OWNER)
         work = scratch_dir("consolidator-bench-")
         items.append(work)
         probe = make_plan(source.conninfo(), work / "probe", work / "probe-targets")

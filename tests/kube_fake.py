@@ -8,6 +8,10 @@ resource), :meth:`FakeKube.fail_with` (e.g. timeouts on every call), missing CRD
 :meth:`FakeKube.install_cnpg`). :meth:`FakeKube.script_status` plays the operator: each read of an
 object takes the next status from a list (the last one sticks), and :meth:`FakeKube.on_apply`
 lets a test react to an apply the way a controller would (create ``<cluster>-superuser``…).
+:meth:`FakeKube.add_job_pod` plays the Job controller and kubelet for a Job's pod (running, or
+waiting with ``ImagePullBackOff``…, or unschedulable), and :meth:`FakeKube.as_service_account`
+is the API as a ServiceAccount sees it: every call authorized against the Roles bound to it, with
+Kubernetes' RBAC rules (``resourceNames`` never match ``create`` or ``list``).
 """
 
 from __future__ import annotations
@@ -218,6 +222,48 @@ class FakeKube:
     def on_apply(self, kind: str, hook: Callable[[FakeKube, dict[str, Any]], None]) -> None:
         self.hooks.append((kind, hook))
 
+    def add_job_pod(self, job: dict[str, Any], *, waiting: tuple[str, str, str] | None = None,
+                    unschedulable: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """The pod of ``job`` as the Job controller creates it (label ``job-name``) and the kubelet
+        reports it: running by default; ``waiting=(container, reason, message)`` leaves that container
+        waiting (the main one waits with PodInitializing behind a stuck init container);
+        ``unschedulable`` is the scheduler's message for a pod no node can take."""
+        meta, template = job["metadata"], job["spec"]["template"]
+        name = f"{meta['name']}-{len(self.of_kind('Pod')):05d}"
+        spec = copy.deepcopy(template["spec"])
+        init = [c["name"] for c in spec.get("initContainers") or []]
+        main = [c["name"] for c in spec.get("containers") or []]
+        images = {c["name"]: c["image"] for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+
+        def container(cname: str, state: dict[str, Any]) -> dict[str, Any]:
+            return {"name": cname, "image": images[cname], "ready": "running" in state, "restartCount": 0,
+                    "state": state}  # fmt: skip
+
+        if unschedulable is not None:
+            status: dict[str, Any] = {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable}]}
+        elif waiting is not None:
+            stuck, reason, message = waiting
+            blocked = stuck in init
+            states = {c: ({"waiting": {"reason": reason, "message": message}} if c == stuck
+                          else {"waiting": {"reason": "PodInitializing"}} if blocked and c in main
+                          else {"terminated": {"exitCode": 0, "reason": "Completed"}}) for c in init + main}
+            status = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
+                      "initContainerStatuses": [container(c, states[c]) for c in init],
+                      "containerStatuses": [container(c, states[c]) for c in main]}  # fmt: skip
+        else:
+            status = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}],
+                      "initContainerStatuses": [container(c, {"terminated": {"exitCode": 0}}) for c in init],
+                      "containerStatuses": [container(c, {"running": {"startedAt": "now"}}) for c in main]}
+        return self.put({"apiVersion": "v1", "kind": "Pod", "spec": spec, "status": status,
+                         "metadata": {"name": name, "namespace": meta["namespace"],
+                                      "labels": {**(template.get("metadata") or {}).get("labels", {}),
+                                                 "job-name": meta["name"], "batch.kubernetes.io/job-name":
+                                                 meta["name"]}}})  # fmt: skip
+
+    def as_service_account(self, namespace: str, name: str) -> ServiceAccountApi:
+        return ServiceAccountApi(self, namespace, name)
+
     def managers(self, obj: dict[str, Any]) -> set[str]:
         return {m["manager"] for m in (obj.get("metadata") or {}).get("managedFields") or []}
 
@@ -343,6 +389,10 @@ class FakeKube:
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         self._check("delete", resource_for(api_version, kind), namespace)
         self.calls.append(("delete", kind, namespace or "", name))
+        if kind == "Job":  # background propagation: the garbage collector removes the Job's pods
+            for key in [k for k, o in self.objects.items() if k[1] == "Pod" and k[2] == (namespace or "")
+                        and (o["metadata"].get("labels") or {}).get("job-name") == name]:  # fmt: skip
+                del self.objects[key]
         return self.objects.pop((api_version, kind, namespace or "", name), None) is not None
 
     def get_crd(self, name: str) -> dict[str, Any] | None:
@@ -374,6 +424,83 @@ class FakeKube:
         forward = FakePortForward(40000 + len(self.forwards), f"{namespace}/{pod}:{port}")
         self.forwards.append(forward)
         return forward
+
+
+RBAC_API = "rbac.authorization.k8s.io/v1"
+
+
+class ServiceAccountApi:
+    """``fake`` as ServiceAccount ``namespace/name`` sees it (a Job's pod): each call is authorized the way
+    Kubernetes' RBAC authorizer does it, against the Roles that RoleBindings in the object's namespace
+    bind to that account; a refusal raises KubeForbidden and is recorded in ``denied``."""
+
+    def __init__(self, fake: FakeKube, namespace: str, name: str) -> None:
+        self.fake, self.namespace, self.name = fake, namespace, name
+        self.denied: list[tuple[str, str, str, str]] = []  # (verb, resource, namespace, name)
+
+    def allowed(self, verb: str, resource: Resource, namespace: str, name: str = "") -> bool:
+        for binding in self.fake.of_kind("RoleBinding"):
+            if binding["metadata"].get("namespace") != namespace or binding["roleRef"]["kind"] != "Role":
+                continue
+            if not any(s.get("kind") == "ServiceAccount" and s.get("name") == self.name
+                       and s.get("namespace") == self.namespace for s in binding.get("subjects") or []):  # fmt: skip
+                continue
+            role = self.fake.objects.get((RBAC_API, "Role", namespace, binding["roleRef"]["name"]))
+            for rule in (role or {}).get("rules") or []:
+                names = rule.get("resourceNames") or []
+                if (resource.group in rule["apiGroups"] or "*" in rule["apiGroups"]) \
+                        and (resource.plural in rule["resources"] or "*" in rule["resources"]) \
+                        and (verb in rule["verbs"] or "*" in rule["verbs"]) \
+                        and (not names or (name and name in names)):  # fmt: skip
+                    return True
+        return False
+
+    def _authorize(self, verb: str, api_version: str, kind: str, namespace: str | None, name: str = "") -> None:
+        resource = resource_for(api_version, kind)
+        if not self.allowed(verb, resource, namespace or "", name):
+            self.denied.append((verb, resource.qualified, namespace or "", name))
+            raise KubeForbidden(verb, resource.qualified, namespace,
+                                f"User \"system:serviceaccount:{self.namespace}:{self.name}\"")
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        self._authorize("get", api_version, kind, namespace, name)
+        return self.fake.get(api_version, kind, name, namespace)
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        self._authorize("list", api_version, kind, namespace)
+        return self.fake.list(api_version, kind, namespace, label_selector)
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        api_version, kind, namespace, name = identity(obj)
+        if (api_version, kind, namespace, name) not in self.fake.objects:
+            self._authorize("create", api_version, kind, namespace)  # an apply that creates needs both
+        self._authorize("patch", api_version, kind, namespace, name)
+        return self.fake.apply(obj)
+
+    def merge_patch(self, api_version: str, kind: str, name: str, namespace: str | None,
+                    patch: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        self._authorize("patch", api_version, kind, namespace, name)
+        return self.fake.merge_patch(api_version, kind, name, namespace, patch)
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        api_version, kind, namespace, _ = identity(obj)
+        self._authorize("create", api_version, kind, namespace)  # the authorizer sees no name on create
+        return self.fake.create(obj)
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        self._authorize("delete", api_version, kind, namespace, name)
+        return self.fake.delete(api_version, kind, name, namespace)
+
+    def read_secret(self, name: str, namespace: str) -> dict[str, str] | None:
+        self._authorize("get", "v1", "Secret", namespace, name)
+        return self.fake.read_secret(name, namespace)
+
+    def can_i(self, verb: str, resource: Resource, namespace: str | None, subresource: str = "") -> bool:
+        return self.allowed(verb, resource, namespace or "")
+
+    def __getattr__(self, attr: str) -> Any:  # server_version, get_crd…: authorization not modelled
+        return getattr(self.fake, attr)
 
 
 def fake_password_hash(plan: Any, role: str) -> str:

@@ -478,3 +478,40 @@ def test_real_client_over_http(tmp_path: Path) -> None:
             api.server_version()
     finally:
         server.shutdown()
+
+
+def test_finalize_ends_what_only_the_migration_needed(
+    plan: Plan, kube: FakeKube, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After finalize: no rollback record (the app's previous settings), no superuser access, no passfile."""
+    monkeypatch.setenv("PGPASSWORD", SOURCE_PASSWORD)
+    play_operator(kube)
+    prov = provider(kube, clock, tmp_path)
+    app = plan.app("keycloak")
+    handle = prov.provision(plan, app)
+    kube.add_secret(f"{app.cluster_name}-consolidator-rollback", NS, {"manifest.json": "{}"})
+    done = prov.finalize(plan, app)
+    assert len(done) == 3 and not Path(str(handle.passfile)).exists()
+    assert kube.get("v1", "Secret", f"{app.cluster_name}-consolidator-rollback", NS) is None
+    cluster = kube.get(CNPG, "Cluster", app.cluster_name, NS)
+    assert cluster is not None and cluster["spec"]["enableSuperuserAccess"] is False
+    assert prov.finalize(plan, app) == []  # idempotent
+
+
+def test_teardown_removes_what_an_in_cluster_run_created(
+    plan: Plan, kube: FakeKube, clock: Clock, tmp_path: Path
+) -> None:
+    from consolidator.k8s.jobs import job_name, journal_configmap_name, plan_configmap_name, render_rbac
+
+    app = plan.app("keycloak")
+    created = [*render_rbac(plan, app),
+               {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job_name(app), "namespace": NS}},
+               {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": plan_configmap_name(app), "namespace": NS}},
+               {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": journal_configmap_name(app), "namespace": NS}}]  # fmt: skip
+    for obj in created:
+        kube.put(obj)
+    assert provider(kube, clock, tmp_path).teardown(plan, app)
+    assert all(kube.get(o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) is None
+               for o in created)  # fmt: skip

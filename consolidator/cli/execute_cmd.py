@@ -28,9 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel copy/index workers (default 4)")
     p.add_argument("--json", action="store_true", help="NDJSON events on stdout")
     p.add_argument("--source", metavar="DSN", help="source DSN with credentials (default: the plan's conninfo)")
+    p.add_argument("--safety-dump", action="store_true",
+                   help="first stream a pg_dump -Fc of each source database to the plan's S3 backup store")
     p.add_argument("--in-cluster", action="store_true",
                    help="cnpg plans: copy inside Kubernetes, one Job per app in its namespace")  # fmt: skip
-    p.add_argument("--image", metavar="IMAGE", help="image of the copy Jobs (default consolidator:<version>)")
+    p.add_argument("--image", metavar="IMAGE", help="image of the copy Jobs (default: the plan's target.copy_image)")
     p.add_argument("--parallel", type=int, metavar="N", help="apps whose Jobs run at once (default 4)")
     p.set_defaults(func=run)
     c = sub.add_parser("cutover", help="finish one app: fence, drain, verify, switch (resumes its run)")
@@ -75,7 +77,7 @@ def _report(result: ExecuteResult, json_mode: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     _confirm(args, f"Execute the plan in {args.plan_dir}")
     opts = ExecuteOptions(jobs=args.jobs, force=args.force, apps=args.app, resume=args.resume,
-                          restart=args.restart, source_dsn=args.source)  # fmt: skip
+                          restart=args.restart, source_dsn=args.source, safety_dump=args.safety_dump)  # fmt: skip
     if args.in_cluster:
         return _report(_run_in_cluster(args, opts), args.json)
     if args.image or args.parallel is not None:

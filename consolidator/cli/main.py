@@ -18,6 +18,7 @@ from consolidator.cli import (
     report_cmd,
     s3_cmd,
     show_cmd,
+    tui_cmd,
     verify_cmd,
 )
 from consolidator.cli.output import print_error
@@ -25,7 +26,7 @@ from consolidator.errors import ConfigError, ConsolidatorError, ExitCode, exit_c
 from consolidator.pg.connect import redact
 
 COMMANDS = (inventory_cmd, plan_cmd, show_cmd, report_cmd, execute_cmd, lifecycle_cmd, verify_cmd, s3_cmd,
-            demo_cmd)
+            demo_cmd, tui_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

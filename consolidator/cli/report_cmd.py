@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from consolidator.engine.journal import Journal
 from consolidator.fsutil import write_atomic
 from consolidator.plan.fingerprint import ensure_fresh
 from consolidator.plan.store import load_plan
+from consolidator.plan.write import manifest_files
 from consolidator.report.render import render_report
 
 EXTENSIONS = {"md": "md", "html": "html", "json": "json"}
@@ -27,17 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def manifest_list(directory: Path) -> list[str]:
-    root = directory / "manifests"
-    return sorted(str(p.relative_to(directory)) for p in root.rglob("*.yaml")) if root.exists() else []
-
-
 def run(args: argparse.Namespace) -> int:
     directory = Path(args.plan_dir)
     plan = load_plan(directory)
     if not args.offline:
         ensure_fresh(plan, args.source or plan.source.conninfo)
-    text = render_report(plan, args.format, manifest_list(directory))
+    journal = Journal.load(directory)
+    dumps = {name: state.safety_dumps for name, state in journal.state.apps.items()} if journal else None
+    text = render_report(plan, args.format, manifest_files(directory), dumps)
     if args.output == "-":
         sys.stdout.write(text)
         return 0

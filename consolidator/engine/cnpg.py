@@ -170,6 +170,26 @@ class CnpgProvider(Provider):
     def switch_app(self, plan: Plan, app: App, target: TargetHandle) -> list[str]:
         return self._switcher().switch(app)
 
+    def finalize(self, plan: Plan, app: App) -> list[str]:
+        """No way back after this: the switch's rollback Secret (the app's previous settings) goes, the
+        Cluster's superuser access the migration needed is turned off, and so is our passfile for it."""
+        from consolidator.k8s.switch import rollback_secret_name
+
+        done = []
+        if self.api.delete("v1", "Secret", rollback_secret_name(app), app.namespace):
+            done.append(f"deleted Secret {app.namespace}/{rollback_secret_name(app)} (the switch's rollback record)")
+        cluster = self._cluster(app)
+        if cluster is not None and (cluster.get("spec") or {}).get("enableSuperuserAccess"):
+            self.api.merge_patch(CNPG_API, "Cluster", app.cluster_name, app.namespace,
+                                 {"spec": {"enableSuperuserAccess": False}})  # fmt: skip
+            done.append(f"turned superuser access off on Cluster {app.namespace}/{app.cluster_name} (set "
+                        "strategy.options.superuser_access: false in the plan so the GitOps manifests agree)")
+        passfile = self.work_dir(app) / "superuser.pgpass"
+        if passfile.exists():
+            passfile.unlink()
+            done.append(f"removed {passfile}")
+        return done + self._remove_copy_job(plan, app)
+
     def revert_switch(self, plan: Plan, app: App) -> list[str]:
         return self._switcher().revert(app)
 
@@ -473,8 +493,21 @@ class CnpgProvider(Provider):
         if forward is not None:
             forward[1].close()
         labels = selector({MANAGED_BY_LABEL: MANAGED_BY, APP_LABEL: label_value(app.name)})
-        removed = False
+        removed = bool(self._remove_copy_job(plan, app))
         for api_version, kind in OWNED_KINDS:
             for obj in self.api.list(api_version, kind, app.namespace, labels):
                 removed |= self.api.delete(api_version, kind, obj["metadata"]["name"], app.namespace)
         return removed
+
+    def _remove_copy_job(self, plan: Plan, app: App) -> list[str]:
+        """What ``execute --in-cluster`` created for the app: its Job, ConfigMaps, ServiceAccount and the
+        Roles/RoleBindings (also those in the namespaces its switch hooks name)."""
+        from consolidator.k8s.jobs import job_name, journal_configmap_name, plan_configmap_name, render_rbac
+
+        objects = [(o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"]["namespace"])
+                   for o in render_rbac(plan, app)]  # fmt: skip
+        objects += [("batch/v1", "Job", job_name(app), app.namespace),
+                    ("v1", "ConfigMap", plan_configmap_name(app), app.namespace),
+                    ("v1", "ConfigMap", journal_configmap_name(app), app.namespace)]  # fmt: skip
+        return [f"deleted {kind} {namespace}/{name}" for api_version, kind, name, namespace in objects
+                if self.api.delete(api_version, kind, name, namespace)]  # fmt: skip

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from consolidator.errors import ConsolidatorError, StepFailed
+from consolidator.errors import ConsolidatorError, Interrupted, StepFailed
 from consolidator.events import EventSink, emit
 from consolidator.pg.binaries import find_client
 from consolidator.pg.connect import connect, redact, with_database
@@ -169,7 +169,7 @@ class TableCopier:
     def __init__(
         self, source_dsn: str, target_dsn: str, source_db: str, target_db: str, *, snapshot: str | None,
         jobs: int = 4, fmt: str = "binary", sink: EventSink | None = None, step_id: str = "copy",
-        relay: str = "psql",
+        relay: str = "psql", cancel: threading.Event | None = None,
     ) -> None:  # fmt: skip
         self.source_dsn, self.target_dsn = source_dsn, target_dsn
         self.source_db, self.target_db = source_db, target_db
@@ -181,7 +181,8 @@ class TableCopier:
         self._local = threading.local()
         self._conns: list[Any] = []
         self._lock = threading.Lock()
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # set by the first failure: the other workers stop too
+        self.cancel = cancel  # the run's: read only, the workers stop at the next block
         self._psql_path: str | None = None if relay == "psql" else ""
 
     def _keep(self, conn: Any) -> Any:
@@ -241,6 +242,9 @@ class TableCopier:
                     for block in self._blocks(dst, task):
                         writer.write(block)
                         moved += len(block)
+                        if self.cancel is not None and self.cancel.is_set():
+                            raise Interrupted(f"copy of {task.qualified} stopped on request",
+                                              hint="execute --resume continues (the table is copied again)")
                         if self.stop.is_set():
                             raise StepFailed(f"copy of {task.qualified} interrupted", hint="execute --resume")
                         now = time.monotonic()

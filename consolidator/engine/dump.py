@@ -66,7 +66,7 @@ class DumpStrategy(Strategy):
             todo = _pending(run, target_db, tasks)
             copier = TableCopier(run.source_dsn, run.target.conninfo, source_db, target_db, snapshot=snap.id,
                                  jobs=run.options.jobs, fmt=run.options.copy_format, sink=run.sink,
-                                 step_id=run.step_id("copy"))  # fmt: skip
+                                 step_id=run.step_id("copy"), cancel=run.options.cancel)  # fmt: skip
             for task in {(t.schema, t.name): t for t in todo if t.parts > 1}.values():
                 copier.truncate(task)  # split tables restart from empty
             total = sum(t.bytes for t in todo)
@@ -79,7 +79,8 @@ class DumpStrategy(Strategy):
                 elapsed = time.monotonic() - started
                 emit(run.sink, "step_progress", f"copy {app} {task.qualified}", step_id=run.step_id("copy"),
                      table=task.qualified, bytes=sent, bytes_total=total, elapsed_seconds=round(elapsed, 1),
-                     rate=round(sent / elapsed) if elapsed > 0 else 0)  # fmt: skip
+                     rate=round(sent / elapsed) if elapsed > 0 else 0, database=target_db, part=task.part,
+                     parts=task.parts, table_bytes=done_bytes, table_bytes_total=task.bytes)  # fmt: skip
 
             def done(task: CopyTask, result: CopyResult) -> None:
                 moved[(task.schema, task.name, task.part)] = result.bytes
@@ -87,7 +88,7 @@ class DumpStrategy(Strategy):
                                       rows=result.rows, size=result.bytes, seconds=result.seconds)  # fmt: skip
                 emit(run.sink, "step_progress", f"copied {app} {task.qualified}", step_id=run.step_id("copy"),
                      table=task.qualified, rows=result.rows, bytes=result.bytes, seconds=round(result.seconds, 3),
-                     bytes_total=total)  # fmt: skip
+                     bytes_total=total, database=target_db, part=task.part, parts=task.parts)  # fmt: skip
 
             copier.run(todo, done=done, progress=progress)
 
@@ -124,3 +125,4 @@ def _pending(run: AppRun, target_db: str, tasks: list[CopyTask]) -> list[CopyTas
             run.journal.update(reset)
         out.append(task)
     return out
+

@@ -16,7 +16,7 @@ from consolidator.engine.provider import Provider, provider_for
 from consolidator.engine.run import AppRun, RunOptions
 from consolidator.engine.strategy import Strategy
 from consolidator.engine.summary import write_summary
-from consolidator.errors import ConfigError, ConsolidatorError, PreconditionError, exit_code_for
+from consolidator.errors import ConfigError, ConsolidatorError, Interrupted, PreconditionError, exit_code_for
 from consolidator.events import EventSink, emit
 from consolidator.k8s.jobs import in_copy_job, journal_mirror_from_env
 from consolidator.pg.connect import connect
@@ -51,6 +51,20 @@ class ExecuteOptions(RunOptions):
     resume: bool = False
     restart: bool = False
     source_dsn: str | None = None
+    gated: bool = False  # stop each app at its gate (gate_step) for a human go; resume later to cut over
+
+
+AWAITING = "awaiting_cutover"  # a gated run stopped before the app's gate step
+
+
+def gate_step(app: App) -> str:
+    """Where a gated run waits for a person's go. With replication the target stays current, so the wait
+    is before the writes stop (fence); dump and import fence the source for the copy anyway, so the
+    wait is before the switch."""
+    names = [s.name for s in app.steps]
+    if app.strategy.name in ("logical", "physical") and "fence" in names:
+        return "fence"
+    return "cutover"
 
 
 @dataclass
@@ -154,6 +168,10 @@ def execute(plan_dir: Path, opts: ExecuteOptions, sink: EventSink | None = None)
     source = opts.source_dsn or plan.source.conninfo
     apps = selected_apps(plan, opts.apps)
     strategies = {a.name: strategy_for(a) for a in apps}
+    if opts.safety_dump:
+        from consolidator.engine.safety import require_store
+
+        require_store(plan)
     preflight_source(source)
     ensure_fresh(plan, source)
     provider = make_provider(plan, plan_dir)
@@ -189,10 +207,16 @@ def _run_app(plan: Plan, app: App, strategy: Strategy, plan_dir: Path, source: s
                  options=opts, sink=sink)  # fmt: skip
     started = time.monotonic()
     journal.update(lambda s: setattr(s.apps[app.name], "state", "running"))
+    gate = gate_step(app) if opts.gated else None
     try:
         for step in app.steps:
             if journal.is_done(app.name, step.name):
                 continue
+            run.check_cancel()
+            if step.name == gate:
+                journal.update(lambda s: setattr(s.apps[app.name], "state", AWAITING))
+                emit(sink, "log", f"{app.name}: ready — waiting for the go before {gate}", app=app.name, gate=gate)
+                return AppOutcome(app.name, AWAITING, time.monotonic() - started)
             emit(sink, "step_start", f"{app.name}: {step.name}", step_id=step.id, app=app.name, step=step.name,
                  estimated_seconds=step.estimated_seconds)  # fmt: skip
             step_started = time.monotonic()
@@ -209,8 +233,11 @@ def _run_app(plan: Plan, app: App, strategy: Strategy, plan_dir: Path, source: s
                 message += " (disk full)"
                 hint = (f"free space where target {app.cluster_name} keeps its data, or raise its storage and "
                         "wal_storage overrides and plan again, then execute --resume")
-        journal.update(lambda s: setattr(s.apps[app.name], "state", "failed"))
-        emit(sink, "step_errored", f"{app.name}: {message}", level="error", app=app.name, hint=hint)
+        stopped = isinstance(exc, Interrupted)
+        journal.update(lambda s: setattr(s.apps[app.name], "state", "interrupted" if stopped else "failed"))
+        emit(sink, "step_errored", f"{app.name}: {message}", level="warning" if stopped else "error", app=app.name,
+             hint=hint)  # fmt: skip
         code = int(exit_code_for(exc)) if isinstance(exc, ConsolidatorError) else 1
-        return AppOutcome(app.name, "failed", time.monotonic() - started, message, code)
+        return AppOutcome(app.name, "interrupted" if stopped else "failed", time.monotonic() - started, message,
+                          code)  # fmt: skip
     return AppOutcome(app.name, journal.app(app.name).state, time.monotonic() - started)

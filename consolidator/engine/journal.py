@@ -65,6 +65,7 @@ class AppState:
     hooks_run: list[str] = field(default_factory=list)
     verified: bool = False
     facts: dict[str, Any] = field(default_factory=dict)  # strategy bookkeeping (fence LSN, slot names…)
+    safety_dumps: dict[str, Any] = field(default_factory=dict)  # source database → url, bytes, sha256, seconds
 
 
 @dataclass

@@ -116,12 +116,14 @@ def finalize(plan_dir: Path, app_name: str, *, drop_source: bool = False, confir
         if drop_source and confirm != app.name:
             raise PreconditionError(f"--drop-source needs the app name typed: --confirm {app.name}",
                                     hint="the source databases are dropped for good")  # fmt: skip
-        provider = make_provider(plan, plan_dir)
-        handle = provider.describe(plan, app)
-        for line in strategy_for(app).remove_replication(plan, app, plan.source.conninfo,
-                                                         handle.conninfo if handle else None, state.facts,
-                                                         final=True):  # fmt: skip
-            emit(sink, "log", f"{app.name}: {line}")
+        with contextlib.closing(make_provider(plan, plan_dir)) as provider:
+            handle = provider.describe(plan, app)
+            for line in strategy_for(app).remove_replication(plan, app, plan.source.conninfo,
+                                                             handle.conninfo if handle else None, state.facts,
+                                                             final=True):  # fmt: skip
+                emit(sink, "log", f"{app.name}: {line}")
+            for line in provider.finalize(plan, app):
+                emit(sink, "log", f"{app.name}: {line}")
         if drop_source:
             with connect(plan.source.conninfo, dbname="postgres") as conn:
                 for db in app.databases:

@@ -383,7 +383,7 @@ class LogicalStrategy(Strategy):
                     f"ready, {errors_new} subscription errors)",
                     hint=f"see the target's server log ({self._log_hint(run)}); fix the cause, then execute --resume",
                 )
-            time.sleep(POLL_SECONDS)
+            run.wait(POLL_SECONDS)
 
     def _journal_tables(self, run: AppRun, target_db: str, published: list[tuple[str, str]],
                         states: dict[tuple[str, str], str], sizes: dict[str, int]) -> None:  # fmt: skip
@@ -468,7 +468,7 @@ class LogicalStrategy(Strategy):
                     hint=f"the target applies slower than the source writes; see {self._log_hint(run)}, "
                     "then execute --resume to keep waiting",
                 )
-            time.sleep(POLL_SECONDS)
+            run.wait(POLL_SECONDS)
 
     def step_drain(self, run: AppRun) -> None:
         """Fence LSN taken after the fence; wait until every slot confirmed it — exactly, no tolerance."""

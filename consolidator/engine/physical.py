@@ -324,7 +324,7 @@ class PhysicalStrategy(Strategy):
                 if now > deadline:
                     raise StepFailed(f"the standby of {app} is still {lag} bytes behind after "
                                      f"{REPLICATE_TIMEOUT:.0f}s", hint="execute --resume keeps waiting")  # fmt: skip
-                time.sleep(POLL_SECONDS)
+                run.wait(POLL_SECONDS)
         run.journal.update(lambda s: s.apps[app].facts.update(replicate_lag_bytes=lag))
         emit(run.sink, "log", f"{app}: standby caught up ({lag} bytes behind)")
 
@@ -396,8 +396,9 @@ class PhysicalStrategy(Strategy):
             notes.append("the clone keeps the source's indexes: if the legacy server ran another OS or glibc "
                          "version than the target, REINDEX text indexes (collation order may differ)")  # fmt: skip
         run.journal.update(lambda s: s.apps[app].facts.update(promoted=True, notes=notes))
-        emit(run.sink, "log", f"{app}: promoted {target.cluster}; its superuser keeps the source's password "
-             "(the clone carries it): rotate it after cutover")  # fmt: skip
+        emit(run.sink, "log", f"{app}: promoted {target.cluster}; every role, superusers included, keeps its "
+             "source password (the clone carries the hashes) unless the provider manages it: rotate the superuser's "
+             "after cutover")  # fmt: skip
         for note in notes:
             emit(run.sink, "log", f"{app}: warning: {note}", level="warning")
 

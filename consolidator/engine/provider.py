@@ -115,6 +115,11 @@ class Provider(ABC):
         """Undo ``switch_app`` (rollback); a no-op when nothing was switched."""
         return []
 
+    def finalize(self, plan: Plan, app: App) -> list[str]:
+        """The migration of ``app`` is over (no rollback any more): drop what only the migration needed on
+        the target side — rollback records, migration-only privileges; returns what was done."""
+        return []
+
     def close(self) -> None:
         """Release what the provider holds for the run (port-forwards…); harmless to call twice."""
         return None

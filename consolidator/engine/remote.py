@@ -1,17 +1,23 @@
 """``execute --in-cluster``: every app's copy runs as a Kubernetes Job next to its cluster.
 
-For data that should not travel through the operator's machine. This side provisions each app's
-cluster with the ``cnpg`` provider as a local run does, then per app renders the copy Job and what
+For data that should not travel through the operator's machine. This side runs each app's steps up
+to the one that creates its target (:func:`local_steps`: the strategy's own ``provision``, with the
+source checks it makes; for ``physical`` the standby ``copy`` builds; for ``import`` the fence
+first) through the journal exactly as a local run does, then per app renders the copy Job and what
 it needs (:mod:`consolidator.k8s.jobs`) and follows it: several apps at once (``--parallel``), each
 Job's progress read back from the journal it mirrors into ``<cluster>-consolidator-journal`` and
 re-emitted as the usual events, every change copied into the local ``state.json`` (so ``status``,
 ``verify``, ``rollback`` and ``finalize`` work as after a local run). A failed Job becomes the
 failed step with the error the journal recorded and where to read the pod's log; ``--resume``
-starts a new Job that continues the journal (an unfinished Job is followed, not replaced).
+starts a new Job that continues the journal (an unfinished Job is followed, not replaced, unless
+its pod never started). A Job whose pod never starts (image not pullable, a missing Secret, no node
+to run it) fails the app after a grace period, naming the reason, the image and the fix; nothing is
+deleted then, so the pod can still be inspected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -23,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from consolidator import __version__
 from consolidator.engine.cnpg import CnpgProvider
 from consolidator.engine.executor import (
     DONE_STATES,
@@ -34,75 +43,128 @@ from consolidator.engine.executor import (
     strategy_for,
 )
 from consolidator.engine.journal import AppState, Journal, RunState, exclusive
+from consolidator.engine.run import AppRun
+from consolidator.engine.strategy import Strategy
 from consolidator.engine.summary import write_summary
 from consolidator.errors import ConfigError, ConsolidatorError, Interrupted, PreconditionError, StepFailed
 from consolidator.events import EventSink, emit
-from consolidator.k8s.api import KubeApi, KubeConflict, resource_for
+from consolidator.k8s.api import KubeApi, KubeConflict, Resource, resource_for, selector
 from consolidator.k8s.jobs import (
-    DEFAULT_IMAGE,
     JOURNAL_KEY,
+    RBAC_API,
     JobSettings,
+    PodTrouble,
     job_name,
     job_outcome,
     journal_configmap_name,
     logs_hint,
+    not_started_failure,
+    pod_ran,
+    pod_trouble,
     render_job,
     render_journal_configmap,
     render_plan_configmap,
     render_rbac,
+    stuck_failure,
 )
+from consolidator.pg.diagnostics import explain
 from consolidator.plan.model import App, Plan
 from consolidator.plan.store import load_plan, plan_path
 from consolidator.serde import from_data, to_data
 
 FACTS_KEY = "in_cluster"  # AppState.facts entry: which Job ran, which mirrored journal was merged
-# Strategies whose target is built by a later step (the physical standby), not by provisioning.
-PROVISIONED_BY_THE_RUN = ("physical",)
-# What this side asks of the API per namespace besides what the provider's preflight checks.
+# The step that creates the target when it is not ``provision``: physical's copy builds the standby.
+PROVISIONING_STEP = {"physical": "copy"}
+# What this side asks of the API in each app's namespace besides what the provider's preflight checks
+# (pods: following a Job whose pod does not start).
 JOB_PERMISSIONS = (
     ("batch/v1", "Job", ("create", "get", "delete")),
     ("v1", "ConfigMap", ("create", "get", "patch")),
     ("v1", "ServiceAccount", ("create", "patch")),
-    ("rbac.authorization.k8s.io/v1", "Role", ("create", "patch")),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", ("create", "patch")),
+    ("v1", "Pod", ("get", "list")),
+)
+# ... and in every namespace where a Job gets a Role (its app's, and those its Kubernetes hooks name).
+ROLE_PERMISSIONS = (
+    (RBAC_API, "Role", ("create", "patch")),
+    (RBAC_API, "RoleBinding", ("create", "patch")),
 )
 
 
 @dataclass
 class InClusterOptions:
-    image: str = DEFAULT_IMAGE
+    image: str | None = None  # None: the plan's target.copy_image (refused when neither is set)
     parallel: int = 4  # apps whose Jobs run at the same time
     poll_interval: float = 5.0
     ttl_seconds: int = 7 * 24 * 3600
+    pending_grace: float = 180.0  # a pod waiting with ImagePullBackOff… this long fails its app
+    start_timeout: float = 600.0  # a Job whose run has not started after this long fails its app
     extra: dict[str, Any] = field(default_factory=dict)  # JobSettings overrides (cpu, memory, pull_policy)
+
+
+def local_steps(app: App) -> list[str]:
+    """The steps run on this side before the Job: every step up to the one that creates the target, in
+    plan order (``provision``; physical's ``copy``, which builds the standby; import fences first)."""
+    names = [s.name for s in app.steps]
+    last = PROVISIONING_STEP.get(app.strategy.name, "provision")
+    return names[: names.index(last) + 1] if last in names else []
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def check_job_permissions(api: KubeApi, apps: list[App]) -> None:
-    """Refuse, listing every missing grant at once, before anything is created."""
-    missing: list[tuple[list[str], str, str]] = []
-    for namespace in sorted({a.namespace for a in apps}):
+def _rule_resources(obj: dict[str, Any]) -> list[tuple[Resource, tuple[str, ...]]]:
+    """(resource, verbs) of every rule of a rendered Role."""
+    return [(Resource(group, "v1", plural), tuple(rule["verbs"])) for rule in obj.get("rules") or []
+            for group in rule["apiGroups"] for plural in rule["resources"]]  # fmt: skip
+
+
+def check_job_permissions(api: KubeApi, plan: Plan, apps: list[App]) -> None:
+    """Refuse, listing every missing grant at once, before anything is created.
+
+    Besides creating the Jobs and their objects, this side needs everything their Roles grant:
+    Kubernetes lets nobody grant what they do not hold themselves."""
+    wanted: dict[tuple[str, Resource], tuple[str, ...]] = {}
+    granted: set[tuple[str, Resource]] = set()
+
+    def want(namespace: str, resource: Resource, verbs: tuple[str, ...]) -> None:
+        known = wanted.get((namespace, resource), ())
+        wanted[(namespace, resource)] = known + tuple(v for v in verbs if v not in known)
+
+    for app in apps:
         for api_version, kind, verbs in JOB_PERMISSIONS:
-            resource = resource_for(api_version, kind)
-            denied = [v for v in verbs if not api.can_i(v, resource, namespace)]
-            if denied:
-                missing.append((denied, resource.qualified, namespace))
+            want(app.namespace, resource_for(api_version, kind), verbs)
+        for obj in render_rbac(plan, app):
+            if obj["kind"] != "Role":
+                continue
+            namespace = obj["metadata"]["namespace"]
+            for api_version, kind, verbs in ROLE_PERMISSIONS:
+                want(namespace, resource_for(api_version, kind), verbs)
+            for resource, verbs in _rule_resources(obj):
+                want(namespace, resource, verbs)
+                granted.add((namespace, resource))
+    missing: list[tuple[list[str], str, str, bool]] = []
+    for (namespace, resource), verbs in sorted(wanted.items(), key=lambda i: (i[0][0], i[0][1].qualified)):
+        denied = [v for v in verbs if not api.can_i(v, resource, namespace)]
+        if denied:
+            missing.append((denied, resource.qualified, namespace, (namespace, resource) in granted))
     if missing:
-        verbs, resource, namespace = missing[0]
+        verbs, resource, namespace, _ = missing[0]
+        grants = any(g for *_, g in missing)
         raise PreconditionError(
             "copies inside the cluster need more permissions: "
-            + "; ".join(f"cannot {', '.join(v)} {r} in namespace {n}" for v, r, n in missing),
-            hint=f"grant them to the identity in use (check: kubectl auth can-i {verbs[0]} {resource} -n {namespace}); "
-            "see the README, Copies inside the cluster",
+            + "; ".join(f"cannot {', '.join(v)} {r} in namespace {n}" for v, r, n, _ in missing),
+            hint=f"grant them to the identity in use (check: kubectl auth can-i {verbs[0]} {resource} -n {namespace})"
+            + ("; the Jobs' Roles need some of them (for the switch hooks too) and only what you hold can be "
+               "granted" if grants else "")
+            + "; see the README, Copies inside the cluster",
         )
 
 
 def execute_in_cluster(plan_dir: Path, opts: ExecuteOptions, remote: InClusterOptions | None = None,
                        sink: EventSink | None = None, *, provider: CnpgProvider | None = None,
-                       sleep: Callable[[float], None] = time.sleep) -> ExecuteResult:  # fmt: skip
+                       sleep: Callable[[float], None] = time.sleep,
+                       clock: Callable[[], float] = time.monotonic) -> ExecuteResult:  # fmt: skip
     """Provision, then run and follow one copy Job per app (at most ``remote.parallel`` at once)."""
     remote = remote or InClusterOptions()
     plan = load_plan(plan_dir)
@@ -117,24 +179,33 @@ def execute_in_cluster(plan_dir: Path, opts: ExecuteOptions, remote: InClusterOp
         raise ConfigError("--source cannot be combined with --in-cluster: a DSN never leaves this machine",
                           hint=f"the Job reaches the source with the plan's conninfo and the password in Secret "
                           f"{plan.source.password_secret}")  # fmt: skip
+    image = remote.image or plan.target.copy_image
+    if not image:
+        ref = f"REGISTRY/consolidator:{__version__}"
+        raise ConfigError("--in-cluster needs the image the copy Jobs run: give --image, or set target.copy_image "
+                          "in the plan",
+                          hint=f"build it from this repository and push it where the cluster pulls from: docker "
+                          f"build -t {ref} . && docker push {ref}; then consolidator execute {plan_dir} --yes "
+                          f"--in-cluster --image {ref}")  # fmt: skip
     if remote.parallel < 1:
         raise ConfigError(f"--parallel {remote.parallel}: must be at least 1", hint="e.g. --parallel 4")
     apps = selected_apps(plan, opts.apps)
-    for app in apps:
-        strategy_for(app)  # refuses strategies this version cannot run, before anything is created
-    provider = provider or CnpgProvider(plan_dir, in_cluster=True)
+    strategies = {app.name: strategy_for(app) for app in apps}  # refuses what this version cannot run, up front
+    # As a local run: the steps run here (import checks its databases over SQL) reach the target through
+    # a port-forward, or its Service when this side runs inside the cluster too.
+    provider = provider or CnpgProvider(plan_dir)
     for line in provider.preflight(plan, apps):
         emit(sink, "log", f"preflight: {line}")
-    check_job_permissions(provider.api, apps)
-    settings = JobSettings(image=remote.image, workers=opts.jobs, ttl_seconds=remote.ttl_seconds, force=opts.force,
+    check_job_permissions(provider.api, plan, apps)
+    settings = JobSettings(image=image, workers=opts.jobs, ttl_seconds=remote.ttl_seconds, force=opts.force,
                            **remote.extra)  # fmt: skip
     result = ExecuteResult()
     stop = threading.Event()
-    with exclusive(plan_dir):
+    with exclusive(plan_dir), contextlib.closing(provider):
         journal = _prepare_journal(plan_dir, plan, opts, provider, plan.source.conninfo)
         plan_yaml = plan_path(plan_dir).read_bytes().decode("utf-8")  # byte for byte: the Job checks its digest
-        runs = [_RemoteApp(plan, app, provider, journal, settings, plan_yaml, remote.poll_interval, sink, sleep, stop)
-                for app in apps]  # fmt: skip
+        runs = [_RemoteApp(plan_dir, plan, app, strategies[app.name], provider, journal, opts, settings, plan_yaml,
+                           remote, sink, sleep, clock, stop) for app in apps]  # fmt: skip
         with ThreadPoolExecutor(max_workers=remote.parallel, thread_name_prefix="in-cluster") as pool:
             futures = [pool.submit(run.run) for run in runs]
             try:
@@ -150,16 +221,22 @@ def execute_in_cluster(plan_dir: Path, opts: ExecuteOptions, remote: InClusterOp
 class _RemoteApp:
     """One app: provision here, then its Job there, followed through the mirrored journal."""
 
-    def __init__(self, plan: Plan, app: App, provider: CnpgProvider, journal: Journal, settings: JobSettings,
-                 plan_yaml: str, poll_interval: float, sink: EventSink | None, sleep: Callable[[float], None],
-                 stop: threading.Event) -> None:  # fmt: skip
-        self.plan, self.app, self.provider, self.journal = plan, app, provider, journal
-        self.settings, self.plan_yaml, self.poll_interval = settings, plan_yaml, poll_interval
-        self.sink, self.sleep, self.stop = sink, sleep, stop
+    def __init__(self, plan_dir: Path, plan: Plan, app: App, strategy: Strategy, provider: CnpgProvider,
+                 journal: Journal, opts: ExecuteOptions, settings: JobSettings, plan_yaml: str,
+                 remote: InClusterOptions, sink: EventSink | None, sleep: Callable[[float], None],
+                 clock: Callable[[], float], stop: threading.Event) -> None:  # fmt: skip
+        self.plan_dir, self.plan, self.app, self.strategy = plan_dir, plan, app, strategy
+        self.provider, self.journal, self.opts = provider, journal, opts
+        self.settings, self.plan_yaml, self.poll_interval = settings, plan_yaml, remote.poll_interval
+        self.pending_grace, self.start_timeout = remote.pending_grace, remote.start_timeout
+        self.sink, self.sleep, self.clock, self.stop = sink, sleep, clock, stop
         self.api = provider.api
         self.job = job_name(app)
         self._started: set[str] = set()
         self._copy_started = time.monotonic()
+        self._following_since = 0.0  # clock() when this side created or took up the Job
+        self._ran = False  # the Job's run started (its pod ran, or it wrote its journal)
+        self._waiting: dict[tuple[str, str], float] = {}  # (pod, trouble kind) → clock() first seen
 
     # -- driver
 
@@ -172,32 +249,33 @@ class _RemoteApp:
                 emit(self.sink, "log", f"{app.name}: already {state.state}")
                 return AppOutcome(app.name, state.state, 0.0)
             self.journal.update(lambda s: setattr(s.apps[app.name], "state", "running"))
-            self._provision()
+            self._run_local_steps()
             seen = self._start()
             self._follow(seen)
-        except ConsolidatorError as exc:
+        except (ConsolidatorError, psycopg.Error) as exc:
+            message, hint = (exc.message, exc.hint) if isinstance(exc, ConsolidatorError) else explain(exc)
+            code = int(exc.exit_code) if isinstance(exc, ConsolidatorError) else 1
             self.journal.update(lambda s: setattr(s.apps[app.name], "state", "failed"))
-            emit(self.sink, "step_errored", f"{app.name}: {exc.message}", level="error", app=app.name, hint=exc.hint)
-            return AppOutcome(app.name, "failed", time.monotonic() - started, exc.message, int(exc.exit_code))
+            emit(self.sink, "step_errored", f"{app.name}: {message}", level="error", app=app.name, hint=hint)
+            return AppOutcome(app.name, "failed", time.monotonic() - started, message, code)
         return AppOutcome(app.name, self.journal.app(app.name).state, time.monotonic() - started)
 
-    def _provision(self) -> None:
-        """The cluster comes from this side, as in a local run (the Job then only needs to read it)."""
-        app = self.app
-        if app.strategy.name in PROVISIONED_BY_THE_RUN or "provision" not in [s.name for s in app.steps]:
-            return
-        if self.journal.is_done(app.name, "provision"):
-            return
-        step = next(s for s in app.steps if s.name == "provision")
-        emit(self.sink, "step_start", f"{app.name}: provision", step_id=step.id, app=app.name, step=step.name,
-             estimated_seconds=step.estimated_seconds)  # fmt: skip
-        began = time.monotonic()
-        with self.journal.run_step(app.name, "provision"):
-            handle = self.provider.provision(self.plan, app)
-            self.journal.update(lambda s: s.apps[app.name].target.update(
-                conninfo=handle.conninfo, passfile=handle.passfile, app_conninfo=handle.app_conninfo))  # fmt: skip
-        emit(self.sink, "step_complete", f"{app.name}: provision done", step_id=step.id, app=app.name,
-             step=step.name, seconds=round(time.monotonic() - began, 3))  # fmt: skip
+    def _run_local_steps(self) -> None:
+        """The strategy's own steps up to its target (:func:`local_steps`), journaled as a local run does:
+        the source checks they make refuse here, before any Job exists, and the Job continues after them."""
+        app, wanted = self.app, local_steps(self.app)
+        run = AppRun(plan=self.plan, app=app, plan_dir=self.plan_dir, source_dsn=self.plan.source.conninfo,
+                     provider=self.provider, journal=self.journal, options=self.opts, sink=self.sink)  # fmt: skip
+        for step in app.steps:
+            if step.name not in wanted or self.journal.is_done(app.name, step.name):
+                continue
+            emit(self.sink, "step_start", f"{app.name}: {step.name}", step_id=step.id, app=app.name, step=step.name,
+                 estimated_seconds=step.estimated_seconds)  # fmt: skip
+            began = time.monotonic()
+            with self.journal.run_step(app.name, step.name):
+                self.strategy.run_step(run, step.name)
+            emit(self.sink, "step_complete", f"{app.name}: {step.name} done", step_id=step.id, app=app.name,
+                 step=step.name, seconds=round(time.monotonic() - began, 3))  # fmt: skip
 
     # -- the Job
 
@@ -232,16 +310,22 @@ class _RemoteApp:
         return json.dumps(to_data(seed), indent=1, ensure_ascii=False) + "\n"
 
     def _start(self) -> AppState | None:
-        """Follow a running Job, or replace a finished one by a new Job continuing the journal."""
+        """Follow a running Job, or replace a finished one (or one that never started) by a new Job
+        continuing the journal."""
         app = self.app
         existing = self._get_job()
+        self._following_since = self.clock()
         if existing is not None and job_outcome(existing)[0] == "active":
-            emit(self.sink, "log", f"{app.name}: following Job {app.namespace}/{self.job}, already running")
-            return self._parse(self._mirrored())
+            stuck = self._never_started()
+            if stuck is None:
+                emit(self.sink, "log", f"{app.name}: following Job {app.namespace}/{self.job}, already running")
+                return self._parse(self._mirrored())
+            emit(self.sink, "log", f"{app.name}: replacing Job {app.namespace}/{self.job}, which never started "
+                 f"(pod {stuck.pod}: {stuck.reason})")  # fmt: skip
         if existing is not None:
             self.api.delete("batch/v1", "Job", self.job, app.namespace)
         seed = self._seed()
-        for obj in render_rbac(app):
+        for obj in render_rbac(self.plan, app):
             self.api.apply(obj)
         self.api.apply(render_plan_configmap(app, self.plan_yaml, seed))
         self.api.apply(render_journal_configmap(app, seed))  # what a previous Job mirrored is superseded
@@ -266,6 +350,37 @@ class _RemoteApp:
                               hint="it goes on in the cluster; execute --in-cluster --resume follows it again")
         self.sleep(self.poll_interval)
 
+    def _pods(self) -> list[dict[str, Any]]:
+        """The Job's pods (a replaced Job's may still be terminating: not ours)."""
+        pods = self.api.list("v1", "Pod", self.app.namespace, selector({"job-name": self.job}))
+        return [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+    def _never_started(self) -> PodTrouble | None:
+        """An active Job that wrote nothing and whose pod is stuck (image, config, scheduling): safe to replace."""
+        if _sha(self._mirrored()) != self._merged_sha():
+            return None
+        pods = self._pods()
+        if any(pod_ran(p) for p in pods):
+            return None
+        return next((t for t in map(pod_trouble, pods) if t is not None), None)
+
+    def _check_started(self) -> None:
+        """Until the run starts: fail on a pod stuck beyond the grace period, or a Job not started in time.
+        The Job and its pod stay for ``kubectl describe``; --resume replaces them."""
+        pods = self._pods()
+        if any(pod_ran(p) for p in pods):
+            self._ran = True
+            return
+        now = self.clock()
+        for trouble in filter(None, map(pod_trouble, pods)):
+            first = self._waiting.setdefault((trouble.pod, trouble.kind), now)
+            if now - first >= self.pending_grace:
+                message, hint = stuck_failure(self.plan, self.app, trouble, now - first)
+                raise StepFailed(message, hint=hint)
+        if now - self._following_since >= self.start_timeout:
+            message, hint = not_started_failure(self.app, self.settings.image, pods, now - self._following_since)
+            raise StepFailed(message, hint=hint)
+
     def _follow(self, seen: AppState | None) -> None:
         app = self.app
         last = self._merged_sha()
@@ -273,6 +388,7 @@ class _RemoteApp:
             job = self._get_job()
             text = self._mirrored()  # read after the Job: a finished Job's last save is already there
             if text and _sha(text) != last:
+                self._ran = True  # the run wrote its journal
                 remote = self._parse(text)
                 if remote is not None:
                     self._emit_changes(seen, remote)
@@ -287,6 +403,8 @@ class _RemoteApp:
                 return
             if outcome == "failed":
                 self._fail(seen, detail)
+            if not self._ran:
+                self._check_started()
             self._pause()
 
     def _fail(self, seen: AppState | None, detail: str) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from consolidator.engine.copy import SPLIT_BYTES
 from consolidator.engine.journal import Journal
 from consolidator.engine.provider import Provider, TargetHandle
-from consolidator.errors import PreconditionError
+from consolidator.errors import Interrupted, PreconditionError
 from consolidator.events import EventSink
 from consolidator.plan.model import App, Plan
 
@@ -19,6 +21,8 @@ class RunOptions:
     force: bool = False  # accept non-empty target databases
     copy_format: str = "binary"
     split_bytes: int = SPLIT_BYTES  # tables above this are copied in CTID ranges (cores permitting)
+    safety_dump: bool = False  # pg_dump -Fc of each source database to the plan's S3 store before the fence
+    cancel: threading.Event | None = None  # set by a face (TUI, signal) to stop at the next safe point
 
 
 @dataclass
@@ -50,6 +54,20 @@ class AppRun:
     @target.setter
     def target(self, handle: TargetHandle) -> None:
         self._target = handle
+
+    def check_cancel(self) -> None:
+        """Raise :class:`Interrupted` once the run was asked to stop: every step is journaled, so
+        ``execute --resume`` continues from here."""
+        if self.options.cancel is not None and self.options.cancel.is_set():
+            raise Interrupted(f"{self.app.name}: stopped on request", hint="execute --resume continues from here")
+
+    def wait(self, seconds: float) -> None:
+        """Sleep between polls, but wake up and stop as soon as the run is cancelled."""
+        if self.options.cancel is None:
+            time.sleep(seconds)
+            return
+        self.options.cancel.wait(seconds)
+        self.check_cancel()
 
     def step_id(self, name: str) -> str:
         return f"{self.app.name}/{name}"

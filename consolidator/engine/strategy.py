@@ -106,6 +106,10 @@ class Strategy:
         """Stop the app's writes on the source: revoke CONNECT, end sessions (recorded for rollback).
 
         The provider holds new connections first (a Pooler's PAUSE) until the cutover resumes them."""
+        if run.options.safety_dump:
+            from consolidator.engine.safety import take_safety_dumps
+
+            take_safety_dumps(run)  # before anything changes on the source
         for line in run.provider.pause_traffic(run.plan, run.app):
             emit(run.sink, "log", f"{run.app.name}: {line}")
         for db in run.app.databases:

@@ -32,7 +32,7 @@ def build_summary(plan: Plan, journal: Journal) -> dict[str, Any]:
         apps.append({"name": app.name, "strategy": app.strategy.name, "state": state.state,
                      "verified": state.verified, "seconds": round(sum(s["seconds"] for s in steps), 3),
                      "rows": sum(t["rows"] for t in tables), "bytes": sum(t["bytes"] for t in tables),
-                     "steps": steps, "tables": tables})  # fmt: skip
+                     "steps": steps, "tables": tables, "safety_dumps": dict(state.safety_dumps)})  # fmt: skip
     return {"started_at": journal.state.started_at, "updated_at": journal.state.updated_at, "apps": apps}
 
 
@@ -45,6 +45,10 @@ def to_markdown(summary: dict[str, Any]) -> str:
                   "| step | state | took | estimate |", "| --- | --- | ---: | ---: |"]  # fmt: skip
         lines += [f"| {s['name']} | {s['state']} | {human_duration(s['seconds'])} | "
                   f"{human_duration(s['estimated_seconds'])} |" for s in app["steps"]]  # fmt: skip
+        if app.get("safety_dumps"):
+            lines += ["", "| safety dump | object | size | sha256 |", "| --- | --- | ---: | --- |"]
+            lines += [f"| {db} | {d['url']} | {human_bytes(d['bytes'])} | `{d['sha256']}` |"
+                      for db, d in app["safety_dumps"].items()]  # fmt: skip
         if app["tables"]:
             lines += ["", "| database | table | rows | bytes | took |", "| --- | --- | ---: | ---: | ---: |"]
             lines += [f"| {t['database']} | {t['table']} | {t['rows']} | {human_bytes(t['bytes'])} | "

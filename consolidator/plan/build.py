@@ -205,6 +205,7 @@ def _target(opts: PlanOptions, inv: Inventory, previous: Plan | None) -> Target:
         storage_class=opts.storage_class, local_root=local_root, backup=backup, pod_monitor=opts.pod_monitor,
         network_policy=opts.network_policy,
         app_namespaces=list(opts.app_namespaces), priority_class=opts.priority_class,
+        copy_image=previous.target.copy_image if previous else None,  # set by hand: kept like overrides
     )  # fmt: skip
 
 

@@ -204,6 +204,7 @@ class Target:
     app_namespaces: list[str] = field(default_factory=list)  # allowed in by the NetworkPolicy
     operator_namespace: str = "cnpg-system"
     priority_class: str | None = None
+    copy_image: str | None = None  # image of the execute --in-cluster Jobs when --image is not given
 
 
 @dataclass

@@ -7,6 +7,7 @@ validated without extra code); semantic checks cover names, quantities and enume
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, get_args, get_origin, get_type_hints
@@ -19,6 +20,13 @@ from consolidator.plan.model import FORMAT_VERSION, PROVIDERS, STRATEGIES, Plan
 from consolidator.sizing.quantity import parse_cpu, parse_memory
 
 _SCALARS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+# [registry[:port]/]path[:tag][@digest], as container runtimes parse image references
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:{_HOST}(?:\.{_HOST})*(?::[0-9]+)?/)?{_PATH}(?:/{_PATH})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
 
 
 def _describe(value: Any) -> str:
@@ -84,6 +92,10 @@ def check_semantics(data: dict[str, Any]) -> None:
     provider = data["target"].get("provider", "local")
     if provider not in PROVIDERS:
         raise PlanValidationError("target.provider", f"{_describe(provider)} is not one of {', '.join(PROVIDERS)}")
+    image = data["target"].get("copy_image")
+    if image is not None and not IMAGE_REFERENCE.match(image):
+        raise PlanValidationError("target.copy_image", f"{_describe(image)} is not an image reference",
+                                  hint="e.g. registry.example.com/consolidator:0.1.0 (what --image takes)")
     seen: set[tuple[str, str]] = set()
     for i, app in enumerate(data.get("apps", [])):
         base = f"apps[{i}]"

@@ -29,3 +29,9 @@ def write_plan_dir(plan: Plan, out: Path) -> list[Path]:
     manifests = write_manifests(plan, out)
     policies = write_policies(plan, out)
     return [save_plan(plan, out), *manifests, *policies]
+
+
+def manifest_files(directory: Path) -> list[str]:
+    """The manifest files of a plan directory, relative to it (what the report lists)."""
+    root = directory / "manifests"
+    return sorted(str(p.relative_to(directory)) for p in root.rglob("*.yaml")) if root.exists() else []

@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeAlias
@@ -48,12 +48,14 @@ Model: TypeAlias = dict[str, Any]
 # --------------------------------------------------------------------------------------------
 
 
-def render_report(plan: Plan, fmt: str, manifests: Sequence[str]) -> str:
-    """Render ``plan`` as ``md``, ``html`` or ``json``; ``manifests`` are paths relative to DIR."""
+def render_report(plan: Plan, fmt: str, manifests: Sequence[str],
+                  safety_dumps: Mapping[str, Mapping[str, Any]] | None = None) -> str:  # fmt: skip
+    """Render ``plan`` as ``md``, ``html`` or ``json``; ``manifests`` are paths relative to DIR;
+    ``safety_dumps``: app → source database → the safety dump ``execute --safety-dump`` recorded."""
     key = _FORMAT_ALIASES.get(fmt.strip().lower())
     if key is None:
         raise ConfigError(f"unknown report format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
-    model = build_model(plan, manifests)
+    model = build_model(plan, manifests, safety_dumps)
     renderers: dict[str, Callable[[Model], str]] = {
         "md": render_markdown,
         "html": render_html,
@@ -82,8 +84,10 @@ def render_html(model: Model) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def build_model(plan: Plan, manifests: Sequence[str]) -> Model:
-    """The report document every view renders from: the plan, totals, grouped findings, files."""
+def build_model(plan: Plan, manifests: Sequence[str],
+                safety_dumps: Mapping[str, Mapping[str, Any]] | None = None) -> Model:  # fmt: skip
+    """The report document every view renders from: the plan, totals, grouped findings, files, and the
+    safety dumps an execution recorded (the journal's, when there is one)."""
     groups = group_findings(collect_findings(plan))
     return {
         "report_version": REPORT_VERSION,
@@ -91,6 +95,7 @@ def build_model(plan: Plan, manifests: Sequence[str]) -> Model:
         "summary": _summary(plan, groups),
         "findings": groups,
         "manifests": [str(m) for m in manifests],
+        "safety_dumps": {app: dict(dumps) for app, dumps in (safety_dumps or {}).items() if dumps},
     }
 
 
@@ -320,7 +325,7 @@ def build_document(model: Model) -> Document:
             "Application details",
             "details",
             [
-                _app_section(app, per, anchor)
+                _app_section(app, per, anchor, model.get("safety_dumps", {}).get(app["name"], {}))
                 for app, per, anchor in zip(apps, model["summary"]["per_app"], anchors, strict=True)
             ]
             or [Para(["No applications in this plan."])],
@@ -607,7 +612,7 @@ def _finding_row(finding: dict[str, Any]) -> list[Cell]:
     ]
 
 
-def _app_section(app: dict[str, Any], per: dict[str, Any], anchor: str) -> Section:
+def _app_section(app: dict[str, Any], per: dict[str, Any], anchor: str, dumps: dict[str, Any]) -> Section:
     title: Cell = ["App", Code(app["name"])]
     blocks: list[Block] = [
         Para(_app_intro(app, per)),
@@ -621,6 +626,12 @@ def _app_section(app: dict[str, Any], per: dict[str, Any], anchor: str) -> Secti
     extras = _extras_rows(app)
     if extras:
         blocks.append(Section("Overrides and hooks", f"{anchor}-overrides", [Table(["Key", "Value"], extras)]))
+    if dumps:
+        rows: list[list[Cell]] = [[Code(db), Code(d["url"]), human_bytes(d["bytes"]), Code(d["sha256"])]
+                                  for db, d in dumps.items()]  # fmt: skip
+        blocks.append(Section("Safety dumps", f"{anchor}-safety", [
+            Para(["pg_dump -Fc of each source database, taken before the fence (execute --safety-dump)."]),
+            Table(["Database", "Object", "Size", "sha256"], rows, align="llrl")]))  # fmt: skip
     return Section(title, anchor, blocks)
 
 

@@ -253,7 +253,8 @@ def test_human_percent() -> None:
 
 def test_json_totals_and_shape(plan: Plan) -> None:
     doc = json.loads(render_report(plan, "json", MANIFESTS))
-    assert list(doc) == ["report_version", "plan", "summary", "findings", "manifests"]
+    assert list(doc) == ["report_version", "plan", "summary", "findings", "manifests", "safety_dumps"]
+    assert doc["safety_dumps"] == {}  # filled only from a run's journal (execute --safety-dump)
     assert doc["report_version"] == 1
     assert doc["manifests"] == MANIFESTS
     assert [a["name"] for a in doc["plan"]["apps"]] == ["wiki", "billing"]

@@ -1,0 +1,1 @@
+"""The Textual face: screens over the same core the CLI calls (``consolidator tui``)."""

@@ -1,0 +1,1 @@
+"""The main screen's tabs, one per step of the workflow."""
