@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from consolidator.engine.journal import Journal
+from consolidator.engine.safety import recorded_safety_dumps
 from consolidator.fsutil import write_atomic
 from consolidator.plan.fingerprint import ensure_fresh
 from consolidator.plan.store import load_plan
@@ -34,9 +34,7 @@ def run(args: argparse.Namespace) -> int:
     plan = load_plan(directory)
     if not args.offline:
         ensure_fresh(plan, args.source or plan.source.conninfo)
-    journal = Journal.load(directory)
-    dumps = {name: state.safety_dumps for name, state in journal.state.apps.items()} if journal else None
-    text = render_report(plan, args.format, manifest_files(directory), dumps)
+    text = render_report(plan, args.format, manifest_files(directory), recorded_safety_dumps(directory))
     if args.output == "-":
         sys.stdout.write(text)
         return 0

@@ -86,19 +86,24 @@ def _write_passfile(path: Path, user: str, password: str) -> None:
     write_atomic(path, pgpass_line("*", "*", "*", user, password), mode=0o600)
 
 
-def source_password_hash(plan: Plan, role: str) -> str | None:
-    """The role's password hash on the source (``SCRAM-SHA-256$…`` or ``md5…``), or None when it has none.
-    Read with the plan's source conninfo; libpq finds the password as for every other source session."""
+def source_password_hashes(plan: Plan) -> dict[str, str]:
+    """Every role's password hash on the source (``SCRAM-SHA-256$…`` or ``md5…``), roles without one left
+    out; one query, read with the plan's source conninfo (libpq finds the password as for every session)."""
     from consolidator.pg.connect import connect
 
     with connect(plan.source.conninfo, dbname="postgres") as conn:
         if not conn.execute("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')").fetchone()[0]:
             raise PreconditionError(
-                f"cannot read the source's password hashes (role {role!r}'s Secret needs it)",
+                "cannot read the source's password hashes (the role Secrets need them)",
                 hint="connect to the source as a superuser: the roles keep their passwords through their hashes",
             )
-        row = conn.execute("SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = %s", (role,)).fetchone()
-    return str(row[0]) if row and row[0] else None
+        rows = conn.execute("SELECT rolname, rolpassword FROM pg_catalog.pg_authid WHERE rolpassword IS NOT NULL")
+        return {str(name): str(hashed) for name, hashed in rows}
+
+
+def source_password_hash(plan: Plan, role: str) -> str | None:
+    """One role's hash on the source, or None (see :func:`source_password_hashes`)."""
+    return source_password_hashes(plan).get(role)
 
 
 class CnpgProvider(Provider):
@@ -125,7 +130,8 @@ class CnpgProvider(Provider):
         self.ready_timeout = ready_timeout
         self._sleep, self._clock = sleep, clock
         self.in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) if in_cluster is None else in_cluster
-        self._password_hash = password_hash or source_password_hash  # role → its hash on the source
+        self._password_hash = password_hash or self._cached_hash  # role → its hash on the source
+        self._hashes: dict[str, str] | None = None
         self._forwards: dict[str, tuple[str, PortForward]] = {}  # cluster → (pod, forward)
         self._scratch: Path | None = None
 
@@ -151,6 +157,12 @@ class CnpgProvider(Provider):
     def checks(self, plan: Plan, apps: Iterable[App]) -> list[Check]:
         """Everything the first apply needs (see :mod:`.cnpg_preflight`); raises listing every fatal problem."""
         return Preflight(self.api, in_cluster=self.in_cluster).run(plan, list(apps))
+
+    def _cached_hash(self, plan: Plan, role: str) -> str | None:
+        """The source's hashes are read once per provider, not once per role Secret."""
+        if self._hashes is None:
+            self._hashes = source_password_hashes(plan)
+        return self._hashes.get(role)
 
     def preflight(self, plan: Plan, apps: list[App]) -> list[str]:
         """:meth:`checks` as the engine reports them (one line each; fatal problems raise)."""

@@ -9,6 +9,8 @@ dumped again on resume.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from consolidator.engine.run import AppRun
 from consolidator.errors import ConfigError
@@ -46,3 +48,12 @@ def take_safety_dumps(run: AppRun) -> None:
         emit(run.sink, "log", f"{run.app.name}: safety dump {record.url}: {human_bytes(record.bytes)}, sha256 "
              f"{record.sha256[:16]}…, {human_duration(record.seconds)}", database=db.source, url=record.url,
              bytes=record.bytes, sha256=record.sha256)  # fmt: skip
+
+
+def recorded_safety_dumps(plan_dir: Path) -> dict[str, dict[str, Any]] | None:
+    """app → source database → the safety dump the journal recorded (None without a journal): what the
+    report shows."""
+    from consolidator.engine.journal import Journal
+
+    journal = Journal.load(plan_dir)
+    return {name: state.safety_dumps for name, state in journal.state.apps.items()} if journal else None

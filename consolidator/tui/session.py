@@ -131,16 +131,15 @@ class Session:
         return written
 
     def write_report(self, fmt: str = "html") -> Path:
-        from consolidator.engine.journal import Journal
+        from consolidator.engine.safety import recorded_safety_dumps
         from consolidator.fsutil import write_atomic
         from consolidator.plan.write import manifest_files
         from consolidator.report.render import render_report
 
         assert self.plan is not None and self.plan_dir is not None
-        journal = Journal.load(self.plan_dir)
-        dumps = {name: state.safety_dumps for name, state in journal.state.apps.items()} if journal else None
         path = self.plan_dir / f"report.{fmt}"
-        write_atomic(path, render_report(self.plan, fmt, manifest_files(self.plan_dir), dumps))
+        write_atomic(path, render_report(self.plan, fmt, manifest_files(self.plan_dir),
+                                         recorded_safety_dumps(self.plan_dir)))
         return path
 
     def staleness(self) -> list[str]:
